@@ -1,0 +1,320 @@
+//! Where in a configuration file something is, and the errors and warnings about it.
+//!
+//! A [`KeyPath`] names a place by keys and list indexes (`logs.patterns[0].severity`);
+//! the [`SpanIndex`](super::spans::SpanIndex) maps it to a line and column. A
+//! [`Diagnostics`] collects every problem of a file so that all of them are reported
+//! together, each as `file:line:column: key.path: message`. It also decodes a piece of
+//! YAML into a typed config struct, turning serde's first complaint into such an error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_norway::Value;
+
+use super::spans::{Mark, SpanIndex};
+
+/// One step of a [`KeyPath`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// A place in a configuration file, by keys and list indexes from the top.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyPath(Vec<Segment>);
+
+impl KeyPath {
+    /// The top of the file.
+    pub fn root() -> KeyPath {
+        KeyPath::default()
+    }
+
+    /// The path of `key` inside this mapping.
+    pub fn key(&self, key: impl Into<String>) -> KeyPath {
+        let mut path = self.clone();
+        path.0.push(Segment::Key(key.into()));
+        path
+    }
+
+    /// The path of item `index` of this list.
+    pub fn index(&self, index: usize) -> KeyPath {
+        let mut path = self.clone();
+        path.0.push(Segment::Index(index));
+        path
+    }
+
+    /// The path one step up, or `None` at the top.
+    pub fn parent(&self) -> Option<KeyPath> {
+        let (_, rest) = self.0.split_last()?;
+        Some(KeyPath(rest.to_vec()))
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// This path followed by a path serde reported inside the value found here.
+    fn join_serde(&self, inner: &serde_path_to_error::Path) -> KeyPath {
+        use serde_path_to_error::Segment as S;
+        let mut path = self.clone();
+        for segment in inner.iter() {
+            match segment {
+                S::Seq { index } => path.0.push(Segment::Index(*index)),
+                S::Map { key } => path.0.push(Segment::Key(key.clone())),
+                S::Enum { .. } | S::Unknown => {}
+            }
+        }
+        path
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(key) if i == 0 => write!(f, "{key}")?,
+                Segment::Key(key) => write!(f, ".{key}")?,
+                Segment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub mark: Mark,
+    pub path: KeyPath,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// Formats the problem as `file:line:column: key.path: message`.
+    pub fn display<'a>(&'a self, file: &'a Path) -> impl fmt::Display + 'a {
+        DisplayDiagnostic {
+            file,
+            diagnostic: self,
+        }
+    }
+}
+
+struct DisplayDiagnostic<'a> {
+    file: &'a Path,
+    diagnostic: &'a Diagnostic,
+}
+
+impl fmt::Display for DisplayDiagnostic<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Diagnostic {
+            mark,
+            path,
+            message,
+        } = self.diagnostic;
+        write!(f, "{}:{}:{}: ", self.file.display(), mark.line, mark.column)?;
+        if !path.is_root() {
+            write!(f, "{path}: ")?;
+        }
+        f.write_str(message)
+    }
+}
+
+/// Every error of a configuration file, in file order.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for error in &self.errors {
+            writeln!(f, "error: {}", error.display(&self.file))?;
+        }
+        let count = self.errors.len();
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "{count} error{plural} in {}", self.file.display())
+    }
+}
+
+/// Collects the errors and warnings of one file while it is decoded and checked.
+pub struct Diagnostics<'a> {
+    spans: &'a SpanIndex,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl<'a> Diagnostics<'a> {
+    pub fn new(spans: &'a SpanIndex) -> Self {
+        Diagnostics {
+            spans,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Records an error about the value at `path`.
+    pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let mark = self.spans.value_mark(path);
+        push_unique(
+            &mut self.errors,
+            Diagnostic {
+                mark,
+                path: path.clone(),
+                message: message.into(),
+            },
+        );
+    }
+
+    /// Records an error about the key at `path` itself (an unknown or misplaced key).
+    pub fn error_at_key(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let mark = self.spans.key_mark(path);
+        push_unique(
+            &mut self.errors,
+            Diagnostic {
+                mark,
+                path: path.clone(),
+                message: message.into(),
+            },
+        );
+    }
+
+    /// Records an error at a place the span index does not know (a YAML syntax error).
+    pub fn error_at_mark(&mut self, mark: Mark, message: impl Into<String>) {
+        push_unique(
+            &mut self.errors,
+            Diagnostic {
+                mark,
+                path: KeyPath::root(),
+                message: message.into(),
+            },
+        );
+    }
+
+    /// Records something that is allowed but probably not what the user meant.
+    pub fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let mark = self.spans.key_mark(path);
+        push_unique(
+            &mut self.warnings,
+            Diagnostic {
+                mark,
+                path: path.clone(),
+                message: message.into(),
+            },
+        );
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The errors (in file order) and the warnings.
+    pub fn finish(mut self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        let by_place = |d: &Diagnostic| (d.mark.line, d.mark.column);
+        self.errors.sort_by_key(by_place);
+        self.warnings.sort_by_key(by_place);
+        (self.errors, self.warnings)
+    }
+
+    /// Decodes the value found at `path` into `T`, or records why it cannot be.
+    pub fn decode<T: DeserializeOwned>(&mut self, value: &Value, path: &KeyPath) -> Option<T> {
+        match serde_path_to_error::deserialize(value) {
+            Ok(decoded) => Some(decoded),
+            Err(err) => {
+                let inner_path = path.join_serde(err.path());
+                self.serde_error(inner_path, &err.into_inner().to_string());
+                None
+            }
+        }
+    }
+
+    /// Turns serde's wording into ours: "key" rather than "field", the unknown key's own
+    /// place, and a suggestion when the key looks like a typo of an expected one.
+    fn serde_error(&mut self, path: KeyPath, message: &str) {
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let expected = expected.trim_start_matches(", ");
+            let mut text = format!("unknown key `{key}`; {expected}");
+            if let Some(close) = closest(key, backticked(expected)) {
+                text.push_str(&format!(" (did you mean `{close}`?)"));
+            }
+            // serde_path_to_error may or may not have the key as the last step already.
+            let path = if path.0.last() == Some(&Segment::Key(key.to_owned())) {
+                path
+            } else {
+                path.key(key)
+            };
+            self.error_at_key(&path, text);
+        } else if let Some(rest) = message.strip_prefix("missing field ") {
+            self.error_at_key(&path, format!("missing key {rest}"));
+        } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+            self.error(&path, format!("unknown value {rest}"));
+        } else {
+            self.error(&path, message);
+        }
+    }
+}
+
+fn push_unique(list: &mut Vec<Diagnostic>, diagnostic: Diagnostic) {
+    if !list.contains(&diagnostic) {
+        list.push(diagnostic);
+    }
+}
+
+/// The words in backticks in `text`: serde's list of expected names.
+fn backticked(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo of it.
+pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|&(distance, candidate)| distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over chars, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_read_like_yaml() {
+        let path = KeyPath::root()
+            .key("logs")
+            .key("patterns")
+            .index(2)
+            .key("severity");
+        assert_eq!(path.to_string(), "logs.patterns[2].severity");
+        assert_eq!(path.parent().unwrap().to_string(), "logs.patterns[2]");
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let keys = ["name", "pattern", "severity", "description"];
+        assert_eq!(closest("severty", keys), Some("severity"));
+        assert_eq!(closest("patern", keys), Some("pattern"));
+        assert_eq!(closest("colour", keys), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

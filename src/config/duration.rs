@@ -1,0 +1,60 @@
+//! Durations as people write them: `"500ms"`, `"30s"`, `"1m"`, `"1h 30m"`.
+//!
+//! Used as `#[serde(with = "crate::config::duration")]`. Every duration Aegis takes so
+//! far is an interval, so zero is refused here rather than in each component.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let duration = humantime::parse_duration(&text).map_err(|err| {
+        D::Error::custom(format!(
+            "invalid duration `{text}`: {err}; expected e.g. `500ms`, `30s`, `1m`"
+        ))
+    })?;
+    if duration.is_zero() {
+        return Err(D::Error::custom(format!(
+            "invalid duration `{text}`: must be greater than zero"
+        )));
+    }
+    Ok(duration)
+}
+
+pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Holder {
+        #[serde(with = "super")]
+        every: Duration,
+    }
+
+    fn parse(text: &str) -> Result<Duration, String> {
+        serde_norway::from_str::<Holder>(&format!("every: {text}"))
+            .map(|h| h.every)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn human_durations_parse_and_bad_ones_explain() {
+        assert_eq!(parse("\"1m\"").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse("500ms").unwrap(), Duration::from_millis(500));
+        assert!(
+            parse("30x")
+                .unwrap_err()
+                .contains("invalid duration `30x`: unknown time unit \"x\"")
+        );
+        assert!(
+            parse("0s")
+                .unwrap_err()
+                .contains("must be greater than zero")
+        );
+    }
+}

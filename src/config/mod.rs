@@ -1,0 +1,212 @@
+//! Configuration: from a YAML file to a checked, built pipeline graph.
+//!
+//! Loading goes in steps, and each step reports every problem it finds before the
+//! next one runs: the YAML is parsed (and indexed for line numbers, [`spans`]); the
+//! top level is read as one of two forms, the pipeline form ([`pipeline`]) or the
+//! service-centric form ([`service`]), which expands into the same nodes; each node's
+//! options are decoded by its component's config type; then `pipeline::graph` checks
+//! the graph and builds the components (compiling regexes, resolving paths). Every
+//! error names the file, line, column and key path ([`diagnostics`]).
+
+pub mod diagnostics;
+pub mod duration;
+pub mod pipeline;
+pub mod service;
+pub mod spans;
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value;
+
+use self::diagnostics::{ConfigErrors, Diagnostic, Diagnostics, KeyPath, closest};
+use self::pipeline::{PipelineConfig, describe, list};
+use self::spans::{Mark, SpanIndex};
+use crate::pipeline::graph::{BuildOptions, Graph};
+
+/// A configuration file, loaded and checked.
+pub struct Loaded {
+    pub file: PathBuf,
+    pub pipeline: PipelineConfig,
+    pub graph: Graph,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// Loads, checks and builds the pipeline described by `file`.
+pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    let spans = SpanIndex::build(&text);
+    let mut diag = Diagnostics::new(&spans);
+    let base = file.parent().unwrap_or(Path::new("."));
+    let built = parse(&text, &mut diag).and_then(|pipeline| {
+        let graph = Graph::build(&pipeline, base, options, &mut diag)?;
+        Some((pipeline, graph))
+    });
+    let (errors, warnings) = diag.finish();
+    match built {
+        Some((pipeline, graph)) if errors.is_empty() => Ok(Loaded {
+            file: file.to_owned(),
+            pipeline,
+            graph,
+            warnings,
+        }),
+        _ => Err(LoadError::Invalid(ConfigErrors {
+            file: file.to_owned(),
+            errors,
+        })),
+    }
+}
+
+/// Parses `text` and decodes whichever form it is in.
+fn parse(text: &str, diag: &mut Diagnostics) -> Option<PipelineConfig> {
+    let top: Value = match serde_norway::from_str(text) {
+        Ok(top) => top,
+        Err(err) => {
+            let mark = err
+                .location()
+                .map_or(Mark { line: 1, column: 1 }, |at| Mark {
+                    line: at.line(),
+                    column: at.column(),
+                });
+            diag.error_at_mark(
+                mark,
+                format!("not valid YAML: {}", strip_location(&err.to_string())),
+            );
+            return None;
+        }
+    };
+    let expected = "expected `logs:` (the service-centric form) or `sources:`, `stages:` and `sinks:` (the pipeline form)";
+    let top = match top {
+        Value::Mapping(top) => top,
+        Value::Null => {
+            diag.error(&KeyPath::root(), format!("the file is empty; {expected}"));
+            return None;
+        }
+        other => {
+            diag.error(
+                &KeyPath::root(),
+                format!("the file holds {}; {expected}", describe(&other)),
+            );
+            return None;
+        }
+    };
+    let known: Vec<&str> = pipeline::SECTIONS
+        .iter()
+        .chain(&service::SECTIONS)
+        .copied()
+        .collect();
+    let mut pipeline_keys = Vec::new();
+    let mut service_keys = Vec::new();
+    for key in top.keys() {
+        let Some(key) = key.as_str() else {
+            diag.error(
+                &KeyPath::root(),
+                format!("top-level keys must be strings, found {}", describe(key)),
+            );
+            continue;
+        };
+        if pipeline::SECTIONS.contains(&key) {
+            pipeline_keys.push(key);
+        } else if service::SECTIONS.contains(&key) {
+            service_keys.push(key);
+        } else {
+            let mut message = format!("unknown key `{key}`; expected one of {}", list(&known));
+            if let Some(close) = closest(key, known.iter().copied()) {
+                message.push_str(&format!(" (did you mean `{close}`?)"));
+            }
+            diag.error_at_key(&KeyPath::root().key(key), message);
+        }
+    }
+    if let (Some(first), false) = (pipeline_keys.first(), service_keys.is_empty()) {
+        let message = format!(
+            "`{first}` belongs to the pipeline form, but this file also has {} of the service-centric form; use one form per file",
+            list(&service_keys)
+        );
+        diag.error_at_key(&KeyPath::root().key(*first), message);
+        return None;
+    }
+    let config = if pipeline_keys.is_empty() {
+        service::expand(&top, diag)
+    } else {
+        pipeline::decode(&top, diag)
+    };
+    (!diag.has_errors()).then_some(config)
+}
+
+/// serde_norway appends " at line L column C" to messages; the diagnostic has its own.
+fn strip_location(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        let spans = SpanIndex::build(text);
+        let mut diag = Diagnostics::new(&spans);
+        let parsed = parse(text, &mut diag);
+        let (errors, _) = diag.finish();
+        assert_eq!(parsed.is_none(), !errors.is_empty());
+        errors
+            .iter()
+            .map(|e| e.display(Path::new("c.yaml")).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_together() {
+        let text = "\
+logs:
+  files:
+    - service: a
+      path: /a.log
+      colour: red
+    - service: b
+  patterns:
+    - name: x
+      pattern: y
+      severity: fatal
+    - name: z
+      pattern: w
+      severty: INFO
+";
+        assert_eq!(
+            errors(text),
+            [
+                "c.yaml:5:7: logs.files[0].colour: unknown key `colour`; expected one of `service`, `path`, `read_from`, `patterns`",
+                "c.yaml:6:7: logs.files[1]: missing key `path`",
+                "c.yaml:10:17: logs.patterns[0].severity: unknown severity `fatal`; expected one of `CRITICAL`, `WARNING`, `INFO` (any case)",
+                "c.yaml:13:7: logs.patterns[1].severty: unknown key `severty`; expected one of `name`, `pattern`, `severity`, `description` (did you mean `severity`?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn forms_are_not_mixed_and_top_level_typos_are_caught() {
+        assert_eq!(
+            errors("logs: {files: []}\nsinks: {}\n"),
+            [
+                "c.yaml:2:1: sinks: `sinks` belongs to the pipeline form, but this file also has `logs` of the service-centric form; use one form per file"
+            ]
+        );
+        assert!(errors("log: {}\n")[0].contains("unknown key `log`; expected one of `sources`, `stages`, `sinks`, `logs`, `services`, `anomaly_detection`, `alerting`, `prometheus` (did you mean `logs`?)"));
+        assert!(errors("")[0].starts_with("c.yaml:1:1: the file is empty"));
+        assert!(errors("logs: [a\n")[0].starts_with("c.yaml:2:1: not valid YAML: "));
+    }
+}

@@ -1,0 +1,240 @@
+//! The pipeline form: `sources`, `stages` and `sinks`, each a map from id to a typed
+//! node, stages and sinks naming their `inputs`.
+//!
+//! This module decodes that form into a [`PipelineConfig`], the one shape both forms
+//! end up in (the service-centric form expands into it), and prints it back for
+//! `aegis config expand`. Each node's options are decoded by its component's own
+//! config type; checking the graph is `pipeline::graph`'s job.
+
+use serde_norway::{Mapping, Value};
+
+use super::diagnostics::{Diagnostics, KeyPath, closest};
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+use crate::stages::StageConfig;
+
+/// A whole configuration, as nodes: what the graph is built from.
+#[derive(Debug, Default)]
+pub struct PipelineConfig {
+    pub sources: Vec<NodeConfig<SourceConfig>>,
+    pub stages: Vec<NodeConfig<StageConfig>>,
+    pub sinks: Vec<NodeConfig<SinkConfig>>,
+}
+
+/// One node: its id, what feeds it, its component's options, and where it was
+/// written (for a node the service-centric form generated, what it came from).
+#[derive(Debug)]
+pub struct NodeConfig<C> {
+    pub id: String,
+    pub inputs: Vec<String>,
+    pub config: C,
+    pub path: KeyPath,
+    /// Added by the service-centric form rather than written (the default console
+    /// sink); `run --once` replaces such sinks with its summary.
+    pub implicit: bool,
+}
+
+/// The three sections of the pipeline form.
+pub const SECTIONS: [&str; 3] = ["sources", "stages", "sinks"];
+
+/// Decodes the pipeline-form sections of `top`.
+pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
+    let mut config = PipelineConfig::default();
+    for section in SECTIONS {
+        let Some(value) = top.get(section) else {
+            continue;
+        };
+        let path = KeyPath::root().key(section);
+        let Some(nodes) = value.as_mapping() else {
+            diag.error(
+                &path,
+                format!(
+                    "expected a map from node id to node, found {}",
+                    describe(value)
+                ),
+            );
+            continue;
+        };
+        for (id, node) in nodes {
+            let Some(id) = id.as_str() else {
+                diag.error(
+                    &path,
+                    format!("node ids must be strings, found {}", describe(id)),
+                );
+                continue;
+            };
+            let node_path = path.key(id);
+            match section {
+                "sources" => config.sources.extend(decode_node(
+                    id,
+                    node,
+                    &node_path,
+                    false,
+                    SourceConfig::TYPES,
+                    SourceConfig::decode,
+                    diag,
+                )),
+                "stages" => config.stages.extend(decode_node(
+                    id,
+                    node,
+                    &node_path,
+                    true,
+                    StageConfig::TYPES,
+                    StageConfig::decode,
+                    diag,
+                )),
+                _ => config.sinks.extend(decode_node(
+                    id,
+                    node,
+                    &node_path,
+                    true,
+                    SinkConfig::TYPES,
+                    SinkConfig::decode,
+                    diag,
+                )),
+            }
+        }
+    }
+    for (section, empty) in [
+        ("sources", config.sources.is_empty()),
+        ("sinks", config.sinks.is_empty()),
+    ] {
+        if empty && !diag.has_errors() {
+            diag.error(
+                &KeyPath::root().key(section),
+                format!("no {section}; a pipeline needs at least one"),
+            );
+        }
+    }
+    config
+}
+
+type DecodeOptions<C> = fn(&str, &Value, &KeyPath, &mut Diagnostics) -> Option<C>;
+
+/// Splits a node into `type`, `inputs` and the component's own options.
+fn decode_node<C>(
+    id: &str,
+    node: &Value,
+    path: &KeyPath,
+    takes_inputs: bool,
+    types: &[&str],
+    decode_options: DecodeOptions<C>,
+    diag: &mut Diagnostics,
+) -> Option<NodeConfig<C>> {
+    let Some(fields) = node.as_mapping() else {
+        diag.error(
+            path,
+            format!("expected a map with a `type`, found {}", describe(node)),
+        );
+        return None;
+    };
+    let mut options = fields.clone();
+    let kind = options.remove("type");
+    let inputs = options.remove("inputs");
+    let kind = match kind {
+        Some(Value::String(kind)) if types.contains(&kind.as_str()) => kind,
+        Some(Value::String(kind)) => {
+            let mut message = format!("unknown type `{kind}`; expected one of {}", list(types));
+            if let Some(close) = closest(&kind, types.iter().copied()) {
+                message.push_str(&format!(" (did you mean `{close}`?)"));
+            }
+            diag.error(&path.key("type"), message);
+            return None;
+        }
+        Some(other) => {
+            diag.error(
+                &path.key("type"),
+                format!("expected a type name, found {}", describe(&other)),
+            );
+            return None;
+        }
+        None => {
+            diag.error_at_key(
+                path,
+                format!("missing key `type`; expected one of {}", list(types)),
+            );
+            return None;
+        }
+    };
+    let inputs = match (takes_inputs, inputs) {
+        (true, Some(inputs)) => diag.decode::<Vec<String>>(&inputs, &path.key("inputs"))?,
+        (true, None) => {
+            diag.error_at_key(
+                path,
+                "missing key `inputs`; list the ids of the nodes that feed this one",
+            );
+            return None;
+        }
+        (false, Some(_)) => {
+            diag.error_at_key(
+                &path.key("inputs"),
+                "a source takes no `inputs`; it reads from outside the pipeline",
+            );
+            return None;
+        }
+        (false, None) => Vec::new(),
+    };
+    let config = decode_options(&kind, &Value::Mapping(options), path, diag)?;
+    Some(NodeConfig {
+        id: id.to_owned(),
+        inputs,
+        config,
+        path: path.clone(),
+        implicit: false,
+    })
+}
+
+/// `a`, `b`, `c` in backticks, for messages.
+pub fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What kind of YAML value this is, for "expected X, found Y" messages.
+pub fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+impl PipelineConfig {
+    /// The configuration in the pipeline form, as YAML: what `config expand` prints.
+    pub fn to_yaml(&self) -> String {
+        let mut top = Mapping::new();
+        let mut add = |section: &str, nodes: Vec<(String, Vec<String>, Value)>| {
+            if nodes.is_empty() {
+                return;
+            }
+            let mut map = Mapping::new();
+            for (id, inputs, config) in nodes {
+                let mut node = match config {
+                    Value::Mapping(node) => node,
+                    other => Mapping::from_iter([(Value::from("options"), other)]),
+                };
+                if !inputs.is_empty() {
+                    node.insert("inputs".into(), inputs.into());
+                }
+                map.insert(id.into(), Value::Mapping(node));
+            }
+            top.insert(section.into(), Value::Mapping(map));
+        };
+        add("sources", self.sources.iter().map(node_value).collect());
+        add("stages", self.stages.iter().map(node_value).collect());
+        add("sinks", self.sinks.iter().map(node_value).collect());
+        serde_norway::to_string(&top).expect("configuration serializes")
+    }
+}
+
+fn node_value<C: serde::Serialize>(node: &NodeConfig<C>) -> (String, Vec<String>, Value) {
+    let config = serde_norway::to_value(&node.config).expect("configuration serializes");
+    (node.id.clone(), node.inputs.clone(), config)
+}

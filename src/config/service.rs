@@ -1,0 +1,188 @@
+//! The service-centric form: the seed's own format, expanded into pipeline nodes.
+//!
+//! ```yaml
+//! logs:
+//!   enabled: true
+//!   scan_interval: "1m"
+//!   files:
+//!     - service: "example-service"
+//!       path: "/path/to/example-service.log"
+//!   patterns:
+//!     - name: "OutOfMemory"
+//!       pattern: "(?i)(out of memory|java\\.lang\\.OutOfMemoryError)"
+//!       severity: "CRITICAL"
+//!       description: "Out of memory error detected"
+//! ```
+//!
+//! Each entry of `logs.files` becomes a `log_tail` source and a `log_patterns` stage
+//! holding the global patterns and the entry's own; with no sink configured, all
+//! matches go to a `console` sink. Sections this version does not run yet
+//! (`services`, `anomaly_detection`, `alerting`, `prometheus`) are accepted and
+//! reported as not active, so a seed configuration loads unchanged.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use super::diagnostics::{Diagnostics, KeyPath};
+use super::pipeline::{NodeConfig, PipelineConfig};
+use crate::sinks::SinkConfig;
+use crate::sinks::console::ConsoleConfig;
+use crate::sources::SourceConfig;
+use crate::sources::log_tail::{self, LogTailConfig, PathPattern, ReadFrom};
+use crate::stages::StageConfig;
+use crate::stages::log_patterns::{LogPatternsConfig, PatternConfig, decode_patterns};
+
+/// The sections of the service-centric form.
+pub const SECTIONS: [&str; 5] = [
+    "logs",
+    "services",
+    "anomaly_detection",
+    "alerting",
+    "prometheus",
+];
+
+/// The `logs:` section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsSection {
+    /// `false` turns the whole section off. Default `true`.
+    #[serde(default = "enabled")]
+    enabled: bool,
+    /// How often globs are expanded again and files checked without a notification.
+    #[serde(default = "log_tail::default_scan_interval", with = "super::duration")]
+    scan_interval: Duration,
+    /// Where to start in files that exist at startup. Default `end`.
+    #[serde(default)]
+    read_from: ReadFrom,
+    #[serde(default = "log_tail::default_max_line_bytes")]
+    max_line_bytes: NonZeroUsize,
+    files: Vec<Value>,
+    /// Patterns applied to every file.
+    #[serde(default)]
+    patterns: Vec<Value>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// One entry of `logs.files`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    service: String,
+    /// A path or a glob.
+    path: PathPattern,
+    /// Overrides the section's `read_from` for this file.
+    read_from: Option<ReadFrom>,
+    /// Patterns for this file only, in addition to the section's.
+    #[serde(default)]
+    patterns: Vec<Value>,
+}
+
+/// Expands the service-centric sections of `top` into pipeline nodes.
+pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
+    let mut config = PipelineConfig::default();
+    for section in SECTIONS {
+        let Some(value) = top.get(section) else {
+            continue;
+        };
+        let path = KeyPath::root().key(section);
+        match section {
+            "logs" => expand_logs(value, &path, diag, &mut config),
+            "services" => not_active(diag, &path, "health checks arrive with probes"),
+            "anomaly_detection" => not_active(
+                diag,
+                &path,
+                "anomaly detection arrives with the anomaly stage",
+            ),
+            "alerting" => not_active(diag, &path, "alerting arrives with the alert stage"),
+            _ => not_active(
+                diag,
+                &path,
+                "the Prometheus exporter arrives with the prometheus sink",
+            ),
+        }
+    }
+    if !config.stages.is_empty() {
+        config.sinks.push(NodeConfig {
+            id: "console".into(),
+            inputs: config.stages.iter().map(|stage| stage.id.clone()).collect(),
+            config: SinkConfig::Console(ConsoleConfig::default()),
+            path: KeyPath::root(),
+            implicit: true,
+        });
+    }
+    if config.sources.is_empty() && !diag.has_errors() {
+        diag.error(
+            &KeyPath::root(),
+            "nothing to watch: no enabled `logs` section with files",
+        );
+    }
+    config
+}
+
+fn not_active(diag: &mut Diagnostics, path: &KeyPath, why: &str) {
+    diag.warn(
+        path,
+        format!("accepted but not active in this version ({why}); its contents are not checked"),
+    );
+}
+
+fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &mut PipelineConfig) {
+    let Some(section) = diag.decode::<LogsSection>(value, path) else {
+        return;
+    };
+    if !section.enabled {
+        return;
+    }
+    let global = decode_patterns(&section.patterns, &path.key("patterns"), diag);
+    let files_path = path.key("files");
+    if section.files.is_empty() {
+        diag.error(
+            &files_path,
+            "no files; list the log files to watch, each with `service` and `path`",
+        );
+    }
+    for (i, item) in section.files.iter().enumerate() {
+        let file_path = files_path.index(i);
+        let Some(file) = diag.decode::<LogFile>(item, &file_path) else {
+            continue;
+        };
+        let mut patterns: Vec<PatternConfig> = global.clone();
+        patterns.extend(decode_patterns(
+            &file.patterns,
+            &file_path.key("patterns"),
+            diag,
+        ));
+        if patterns.is_empty() {
+            diag.warn(&file_path, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`); it is not watched");
+            continue;
+        }
+        let tail_id = format!("{}.log_tail.{i}", file.service);
+        let patterns_id = format!("{}.log_patterns.{i}", file.service);
+        config.sources.push(NodeConfig {
+            id: tail_id.clone(),
+            inputs: Vec::new(),
+            config: SourceConfig::LogTail(LogTailConfig {
+                service: file.service,
+                paths: vec![file.path],
+                read_from: file.read_from.unwrap_or(section.read_from),
+                max_line_bytes: section.max_line_bytes,
+                scan_interval: section.scan_interval,
+            }),
+            path: file_path.clone(),
+            implicit: false,
+        });
+        config.stages.push(NodeConfig {
+            id: patterns_id,
+            inputs: vec![tail_id],
+            config: StageConfig::LogPatterns(LogPatternsConfig { patterns }),
+            path: file_path,
+            implicit: false,
+        });
+    }
+}

@@ -1,0 +1,202 @@
+//! The events that flow through a pipeline, and their shared parts.
+//!
+//! Every source emits [`Event`]s, every stage turns events into events, every sink
+//! publishes them. An event carries the service it concerns (an `Arc<str>`, shared by
+//! all events of that service rather than cloned) and the wall-clock time it was made.
+//! This module owns only the data: how events are batched and moved between nodes is
+//! `pipeline`'s business.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A service name, shared by every event of that service.
+pub type ServiceName = Arc<str>;
+
+/// One thing that happened, as it moves between nodes.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Consecutive complete lines read from one log file.
+    LogLines(LogLines),
+    /// A log line that matched a named pattern.
+    LogMatch(LogMatch),
+}
+
+impl Event {
+    /// The kind of this event, for checking which node can feed which.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::LogLines(_) => EventKind::LogLines,
+            Event::LogMatch(_) => EventKind::LogMatch,
+        }
+    }
+}
+
+/// The kinds of [`Event`], used when the pipeline graph checks that a node's inputs emit
+/// something the node can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    LogLines,
+    LogMatch,
+}
+
+impl EventKind {
+    /// The name users see in configuration errors.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EventKind::LogLines => "log lines",
+            EventKind::LogMatch => "log matches",
+        }
+    }
+}
+
+/// A block of consecutive, complete lines from one file: the batch form of a log line.
+///
+/// The tail reads files in large blocks, and one event per line would cost an
+/// allocation and a channel slot per line; a block costs one of each per read. Stages
+/// that look at single lines iterate with [`LogLines::lines`].
+///
+/// Invariants, established by the tail: `text` is valid UTF-8 (invalid sequences were
+/// replaced with U+FFFD and counted in `lossy`) and every line in it ends with `\n`
+/// (a final line without one, flushed at end of file, got one added). A line may end
+/// in `\r\n`; [`LogLines::lines`] strips both.
+#[derive(Clone, Debug)]
+pub struct LogLines {
+    pub service: ServiceName,
+    /// The path the lines were read from, as configured or as a glob expanded it.
+    pub path: Arc<str>,
+    pub at: SystemTime,
+    pub text: Bytes,
+    /// How many lines `text` holds.
+    pub lines: u32,
+    /// Of those, how many were longer than the tail's bound and were cut to it.
+    pub cut: u32,
+    /// Of those, how many held invalid UTF-8 and were decoded lossily.
+    pub lossy: u32,
+}
+
+impl LogLines {
+    /// The lines of the block, without their line ends (`\n` or `\r\n`).
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        split_lines(&self.text)
+    }
+}
+
+/// Splits text made of `\n`-terminated lines into the lines, without `\n` or `\r\n`.
+pub fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = trim_line_end(&rest[..end]);
+        rest = &rest[(end + 1).min(rest.len())..];
+        Some(line)
+    })
+}
+
+/// Strips a trailing `\r`, the first half of a CRLF line end.
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A log line that matched a named pattern. A line that matches several patterns gives
+/// one `LogMatch` per pattern.
+#[derive(Clone, Debug)]
+pub struct LogMatch {
+    pub service: ServiceName,
+    pub path: Arc<str>,
+    pub at: SystemTime,
+    /// The pattern's name, as configured.
+    pub pattern: Arc<str>,
+    pub severity: Severity,
+    pub description: Arc<str>,
+    /// The matching line, without its line end.
+    pub line: String,
+}
+
+/// How serious something is: one scale for log patterns, alerts and notifications.
+///
+/// Ordered from least to most serious, so `severity >= Severity::Warning` reads as it
+/// should. Written in configuration in any case (`critical`, `CRITICAL`); shown upper
+/// case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, least serious first.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for a word that is not a severity.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown severity `{0}`; expected one of `CRITICAL`, `WARNING`, `INFO` (any case)")]
+pub struct UnknownSeverity(String);
+
+impl FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|severity| severity.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownSeverity(s.to_owned()))
+    }
+}
+
+impl Serialize for Severity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_parses_in_any_case_and_orders_by_seriousness() {
+        assert_eq!("critical".parse::<Severity>().unwrap(), Severity::Critical);
+        assert_eq!("Warning".parse::<Severity>().unwrap(), Severity::Warning);
+        assert_eq!("INFO".parse::<Severity>().unwrap(), Severity::Info);
+        assert!(Severity::Critical > Severity::Warning && Severity::Warning > Severity::Info);
+        let err = "FATAL".parse::<Severity>().unwrap_err().to_string();
+        assert!(err.contains("unknown severity `FATAL`"), "{err}");
+    }
+
+    #[test]
+    fn lines_strip_lf_and_crlf() {
+        let lines: Vec<&[u8]> = split_lines(b"a\r\nb\n\nc\n").collect();
+        assert_eq!(lines, [&b"a"[..], b"b", b"", b"c"]);
+    }
+}

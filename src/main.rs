@@ -1,0 +1,224 @@
+//! The `aegis` command: run a pipeline, validate a configuration, show its expansion.
+//!
+//! Exit codes: 0 on success (and after a graceful shutdown), 2 for a configuration
+//! that does not load (every error printed) or a bad command line, 1 when a running
+//! node fails, 130 when a second signal cuts a shutdown short.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use aegis::config::diagnostics::Diagnostic;
+use aegis::config::{self, LoadError, Loaded};
+use aegis::pipeline::graph::BuildOptions;
+use aegis::pipeline::runtime;
+use aegis::sinks::summary::{Summary, SummarySink};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Watches services: tails their logs, matches patterns, publishes events.
+#[derive(Parser)]
+#[command(name = "aegis", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output: -v for debug, -vv for trace (AEGIS_LOG overrides, e.g. `aegis=debug`).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline a configuration describes, until SIGINT or SIGTERM.
+    Run {
+        /// The configuration file.
+        config: PathBuf,
+        /// Read the configured log files from their beginning to their end, print a
+        /// summary (lines per file, matches per pattern and severity) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Format of the `--once` summary.
+        #[arg(long, value_enum, default_value_t = Format::Human, requires = "once")]
+        format: Format,
+    },
+    /// Check a configuration: print every error (and exit 2) or say it is valid.
+    Validate {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the pipeline a configuration expands to, in the pipeline form.
+    Expand {
+        /// The configuration file.
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            once,
+            format,
+        } => run(&config, once, format),
+        Command::Validate { config } => validate(&config),
+        Command::Config {
+            command: ConfigCommand::Expand { config },
+        } => expand(&config),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("aegis: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("AEGIS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,aegis={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads `file`, printing its errors and returning exit code 2 if it does not load.
+fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, ExitCode> {
+    match config::load(file, options) {
+        Ok(loaded) => Ok(loaded),
+        Err(LoadError::Invalid(errors)) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(2))
+        }
+        Err(err @ LoadError::Read { .. }) => {
+            eprintln!("aegis: {err}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn print_warnings(file: &Path, warnings: &[Diagnostic]) {
+    for warning in warnings {
+        eprintln!("warning: {}", warning.display(file));
+    }
+}
+
+fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = match load(file, &BuildOptions::default()) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    print_warnings(file, &loaded.warnings);
+    let p = &loaded.pipeline;
+    println!(
+        "{}: valid ({} sources, {} stages, {} sinks)",
+        file.display(),
+        p.sources.len(),
+        p.stages.len(),
+        p.sinks.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expand(file: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = match load(file, &BuildOptions::default()) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    print_warnings(file, &loaded.warnings);
+    print!("{}", loaded.pipeline.to_yaml());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let loaded = match load(file, &BuildOptions { once }) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    print_warnings(file, &loaded.warnings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        // Handlers are in place before anything runs, so an early signal is not lost.
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+            tracing::info!("Shutting down: stopping sources, draining stages, flushing sinks.");
+            on_signal.cancel();
+            tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+            tracing::warn!("Second signal: exiting without finishing the shutdown.");
+            std::process::exit(130);
+        });
+
+        let Loaded {
+            mut graph,
+            pipeline,
+            ..
+        } = loaded;
+        let summary = Arc::new(Mutex::new(Summary::default()));
+        if once {
+            graph.remove_implicit_sinks(&pipeline);
+            graph.add_sink_of_everything(
+                "summary",
+                Box::new(SummarySink::new(Arc::clone(&summary))),
+            );
+        }
+        let started = Instant::now();
+        let outcome = runtime::run(graph, shutdown).await;
+        if once {
+            let report = summary
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .report(started.elapsed());
+            match format {
+                Format::Human => println!("{report}"),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+        }
+        Ok(match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        })
+    })
+}

@@ -1,0 +1,307 @@
+//! From configured nodes to a checked graph of built components.
+//!
+//! The checks: every id is used once across sources, stages and sinks; every input
+//! names an existing source or stage; stages form no cycle; each input emits a kind of
+//! event its consumer takes; and (a warning) every source and stage feeds something.
+//! Then each component is built: this is where regexes are compiled and relative
+//! paths resolved. Errors go to the file's [`Diagnostics`], at the node's place.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Sink, Source, Stage};
+use crate::config::diagnostics::{Diagnostics, closest};
+use crate::config::pipeline::{NodeConfig, PipelineConfig, list};
+use crate::event::EventKind;
+
+/// How the components are to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// One pass over the input (`run --once`) rather than following it.
+    pub once: bool,
+}
+
+/// A built component.
+pub enum Component {
+    Source(Box<dyn Source>),
+    Stage(Box<dyn Stage>),
+    Sink(Box<dyn Sink>),
+}
+
+/// A node of the graph: its id, the indexes of its inputs, its component.
+pub struct Node {
+    pub id: String,
+    pub inputs: Vec<usize>,
+    pub component: Component,
+}
+
+/// A checked pipeline, ready for the runtime.
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+/// What the checks need to know of a node, whatever its section.
+struct Shape<'a> {
+    id: &'a str,
+    section: &'static str,
+    inputs: &'a [String],
+    accepts: &'static [EventKind],
+    outputs: &'static [EventKind],
+    path: &'a crate::config::diagnostics::KeyPath,
+}
+
+impl Graph {
+    /// Checks `config` and builds its components; `None` if anything was wrong (all of
+    /// it reported to `diag`). `base` is the folder relative paths start from.
+    pub fn build(
+        config: &PipelineConfig,
+        base: &Path,
+        options: &BuildOptions,
+        diag: &mut Diagnostics,
+    ) -> Option<Graph> {
+        let shapes: Vec<Shape> = config
+            .sources
+            .iter()
+            .map(|n| shape(n, "source", &[], n.config.outputs()))
+            .chain(
+                config
+                    .stages
+                    .iter()
+                    .map(|n| shape(n, "stage", n.config.accepts(), n.config.outputs())),
+            )
+            .chain(
+                config
+                    .sinks
+                    .iter()
+                    .map(|n| shape(n, "sink", n.config.accepts(), &[])),
+            )
+            .collect();
+        let inputs = resolve(&shapes, diag);
+        if diag.has_errors() {
+            return None;
+        }
+        check_cycles(&shapes, &inputs, diag);
+        warn_unused(&shapes, &inputs, diag);
+
+        let sources = config
+            .sources
+            .iter()
+            .map(|n| Some(Component::Source(n.config.build(base, options.once))));
+        let stages = config
+            .stages
+            .iter()
+            .map(|n| n.config.build(diag).map(Component::Stage));
+        let sinks = config
+            .sinks
+            .iter()
+            .map(|n| Some(Component::Sink(n.config.build())));
+        let components: Vec<Option<Component>> = sources.chain(stages).chain(sinks).collect();
+        if diag.has_errors() {
+            return None;
+        }
+        let nodes = shapes
+            .iter()
+            .zip(inputs)
+            .zip(components)
+            .map(|((shape, inputs), component)| Node {
+                id: shape.id.to_owned(),
+                inputs,
+                component: component.expect("no errors"),
+            })
+            .collect();
+        Some(Graph { nodes })
+    }
+
+    /// Adds a sink fed by every source and stage (the `--once` summary).
+    pub fn add_sink_of_everything(&mut self, id: &str, sink: Box<dyn Sink>) {
+        let inputs = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !matches!(n.component, Component::Sink(_)))
+            .map(|(i, _)| i)
+            .collect();
+        self.nodes.push(Node {
+            id: id.to_owned(),
+            inputs,
+            component: Component::Sink(sink),
+        });
+    }
+
+    /// Removes the sinks the configuration did not write itself (see
+    /// [`NodeConfig::implicit`]), given the configuration the graph was built from.
+    pub fn remove_implicit_sinks(&mut self, config: &PipelineConfig) {
+        let implicit: Vec<&str> = config
+            .sinks
+            .iter()
+            .filter(|s| s.implicit)
+            .map(|s| s.id.as_str())
+            .collect();
+        self.nodes.retain(|node| {
+            !(matches!(node.component, Component::Sink(_)) && implicit.contains(&node.id.as_str()))
+        });
+    }
+}
+
+fn shape<'a, C>(
+    node: &'a NodeConfig<C>,
+    section: &'static str,
+    accepts: &'static [EventKind],
+    outputs: &'static [EventKind],
+) -> Shape<'a> {
+    Shape {
+        id: &node.id,
+        section,
+        inputs: &node.inputs,
+        accepts,
+        outputs,
+        path: &node.path,
+    }
+}
+
+/// Checks ids and inputs; returns each node's input indexes.
+fn resolve(shapes: &[Shape], diag: &mut Diagnostics) -> Vec<Vec<usize>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        if let Some(&first) = index.get(shape.id) {
+            let message = format!(
+                "id `{}` is already used by a {}; every node needs its own id",
+                shape.id, shapes[first].section
+            );
+            diag.error_at_key(shape.path, message);
+        } else {
+            index.insert(shape.id, i);
+        }
+    }
+    let producers: Vec<&str> = shapes
+        .iter()
+        .filter(|s| !s.outputs.is_empty())
+        .map(|s| s.id)
+        .collect();
+    let mut resolved = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        let mut inputs = Vec::new();
+        let inputs_path = shape.path.key("inputs");
+        if shape.section != "source" && shape.inputs.is_empty() {
+            diag.error(
+                &inputs_path,
+                "no inputs; list the ids of the nodes that feed this one",
+            );
+        }
+        for (k, input) in shape.inputs.iter().enumerate() {
+            let at = inputs_path.index(k);
+            let Some(&upstream) = index.get(input.as_str()) else {
+                let mut message = format!(
+                    "unknown input `{input}`; the sources and stages are {}",
+                    list(&producers)
+                );
+                if let Some(close) = closest(input, producers.iter().copied()) {
+                    message.push_str(&format!(" (did you mean `{close}`?)"));
+                }
+                diag.error(&at, message);
+                continue;
+            };
+            let from = &shapes[upstream];
+            if from.outputs.is_empty() {
+                diag.error(
+                    &at,
+                    format!("input `{input}` is a sink; only sources and stages emit events"),
+                );
+            } else if !from.outputs.iter().any(|kind| shape.accepts.contains(kind)) {
+                let message = format!(
+                    "input `{input}` emits {}, but this {} takes only {}",
+                    kinds(from.outputs),
+                    shape.section,
+                    kinds(shape.accepts)
+                );
+                diag.error(&at, message);
+            } else if !inputs.contains(&upstream) {
+                inputs.push(upstream);
+            }
+        }
+        resolved.push(inputs);
+    }
+    resolved
+}
+
+fn kinds(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(|kind| kind.describe())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// Reports a cycle among stages, once, at the stage where the walk closes it.
+fn check_cycles(shapes: &[Shape], inputs: &[Vec<usize>], diag: &mut Diagnostics) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn visit(
+        node: usize,
+        inputs: &[Vec<usize>],
+        marks: &mut [Mark],
+        trail: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[node] = Mark::Open;
+        trail.push(node);
+        for &upstream in &inputs[node] {
+            match marks[upstream] {
+                Mark::Open => {
+                    let start = trail
+                        .iter()
+                        .position(|&n| n == upstream)
+                        .expect("open nodes are on the trail");
+                    return Some(trail[start..].to_vec());
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(upstream, inputs, marks, trail) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        trail.pop();
+        marks[node] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; shapes.len()];
+    for node in 0..shapes.len() {
+        if marks[node] == Mark::New
+            && let Some(cycle) = visit(node, inputs, &mut marks, &mut Vec::new())
+        {
+            // The walk follows inputs, so the cycle is listed against the flow.
+            let names: Vec<String> = cycle
+                .iter()
+                .rev()
+                .chain(cycle.last())
+                .map(|&n| format!("`{}`", shapes[n].id))
+                .collect();
+            let message = format!(
+                "stages {} form a cycle; events must flow one way",
+                names.join(" → ")
+            );
+            diag.error(&shapes[cycle[0]].path.key("inputs"), message);
+            return;
+        }
+    }
+}
+
+fn warn_unused(shapes: &[Shape], inputs: &[Vec<usize>], diag: &mut Diagnostics) {
+    for (i, shape) in shapes.iter().enumerate() {
+        let used = inputs.iter().any(|ins| ins.contains(&i));
+        if !shape.outputs.is_empty() && !used {
+            diag.warn(
+                shape.path,
+                format!(
+                    "`{}` feeds nothing: no stage or sink takes its events",
+                    shape.id
+                ),
+            );
+        }
+    }
+}

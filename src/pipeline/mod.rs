@@ -1,0 +1,117 @@
+//! The pipeline: the three component contracts, and the plumbing between them.
+//!
+//! A pipeline is a directed acyclic graph of nodes. **Sources** are futures that emit
+//! events into an [`Output`] until their shutdown token fires or they run out of input.
+//! **Stages** are synchronous: the runtime hands them each event and the current time,
+//! and ticks them on their interval; they never read the clock, spawn or do I/O, so a
+//! test drives them by hand. **Sinks** are futures that consume an [`Input`] until it
+//! closes, then flush. [`graph`] checks and builds a graph from configuration;
+//! [`runtime`] runs it, one task per node, with bounded channels between them.
+
+pub mod graph;
+pub mod runtime;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::Event;
+
+/// What travels on an edge: several events at once, shared by every downstream node so
+/// that fan-out costs a reference count, not a copy.
+pub type Batch = Arc<Vec<Event>>;
+
+/// A running source: emits into `out` until `shutdown` is cancelled or its input ends.
+pub trait Source: Send {
+    fn run(
+        self: Box<Self>,
+        out: Output,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), NodeError>>;
+}
+
+/// A transformation of events. Synchronous, and time is an argument.
+pub trait Stage: Send {
+    /// Handles one event that arrived at `now`, appending what it emits to `out`.
+    fn on_event(&mut self, event: &Event, now: SystemTime, out: &mut Vec<Event>);
+
+    /// Called every [`Stage::tick_interval`], for work driven by time alone.
+    fn on_tick(&mut self, _now: SystemTime, _out: &mut Vec<Event>) {}
+
+    /// How often [`Stage::on_tick`] runs; `None` for stages that only react to events.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// A running sink: consumes `input` until it closes, then flushes.
+pub trait Sink: Send {
+    fn run(self: Box<Self>, input: Input) -> BoxFuture<'static, Result<(), NodeError>>;
+}
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot watch files for changes: {0}")]
+    Watch(#[from] notify::Error),
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Every downstream node cannot take more events: they have all stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("every downstream node has stopped")]
+pub struct Closed;
+
+/// The sending end of a node: one channel per downstream node.
+#[derive(Clone, Default)]
+pub struct Output {
+    downstream: Vec<mpsc::Sender<Batch>>,
+}
+
+impl Output {
+    pub(crate) fn new(downstream: Vec<mpsc::Sender<Batch>>) -> Output {
+        Output { downstream }
+    }
+
+    /// Sends `events` to every downstream node, waiting while a channel is full: this
+    /// wait is the backpressure that makes a fast source slow down to a slow sink.
+    /// A downstream node that has stopped is skipped; when all have, the sender learns
+    /// it through [`Closed`].
+    pub async fn send(&self, events: Vec<Event>) -> Result<(), Closed> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch: Batch = Arc::new(events);
+        let mut delivered = self.downstream.is_empty();
+        for channel in &self.downstream {
+            delivered |= channel.send(Arc::clone(&batch)).await.is_ok();
+        }
+        if delivered { Ok(()) } else { Err(Closed) }
+    }
+}
+
+/// The receiving end of a node: batches from all its inputs, merged.
+pub struct Input {
+    receiver: mpsc::Receiver<Batch>,
+}
+
+impl Input {
+    pub(crate) fn new(receiver: mpsc::Receiver<Batch>) -> Input {
+        Input { receiver }
+    }
+
+    /// The next batch, or `None` once every input has stopped and all was received.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        self.receiver.recv().await
+    }
+}

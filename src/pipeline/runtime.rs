@@ -1,0 +1,274 @@
+//! Runs a [`Graph`]: one task per node, bounded channels between them, a clock for
+//! stages, and an orderly end.
+//!
+//! Every stage and sink gets one channel; each of its inputs holds a sender to it.
+//! Channels hold [`CHANNEL_CAPACITY`] batches: when one is full its sender waits, and
+//! the wait travels upstream to the sources, which read later (a log file is its own
+//! buffer). No channel is unbounded and nothing is dropped.
+//!
+//! The end is the same whether the input ran out (`--once`) or a shutdown was asked
+//! for: sources return, which drops their senders; each stage drains its channel and
+//! returns, dropping its own senders; sinks drain, flush and return. `run` returns
+//! when every task has.
+
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::graph::{Component, Graph};
+use super::{Batch, Input, NodeError, Output, Stage};
+
+/// Batches a channel holds before its sender waits. Log batches are at most about a
+/// megabyte, so an edge holds up a few megabytes at most.
+pub const CHANNEL_CAPACITY: usize = 8;
+
+/// A node that stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("node `{id}` failed: {error}")]
+pub struct NodeFailed {
+    pub id: String,
+    #[source]
+    pub error: NodeError,
+}
+
+/// Runs `graph` until its sources end (or `shutdown` stops them) and everything they
+/// emitted has been through the sinks. Returns the nodes that failed, if any.
+pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<NodeFailed>> {
+    let count = graph.nodes.len();
+    let mut senders: Vec<Option<mpsc::Sender<Batch>>> = Vec::with_capacity(count);
+    let mut receivers: Vec<Option<mpsc::Receiver<Batch>>> = Vec::with_capacity(count);
+    for node in &graph.nodes {
+        if matches!(node.component, Component::Source(_)) {
+            senders.push(None);
+            receivers.push(None);
+        } else {
+            let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+            senders.push(Some(sender));
+            receivers.push(Some(receiver));
+        }
+    }
+    let mut outputs: Vec<Vec<mpsc::Sender<Batch>>> = vec![Vec::new(); count];
+    for (consumer, node) in graph.nodes.iter().enumerate() {
+        for &input in &node.inputs {
+            outputs[input].push(
+                senders[consumer]
+                    .clone()
+                    .expect("only sources have no channel"),
+            );
+        }
+    }
+    // The original senders are dropped here, so a channel closes exactly when all the
+    // nodes feeding it have stopped.
+    drop(senders);
+
+    let mut tasks = JoinSet::new();
+    for ((node, output), receiver) in graph.nodes.into_iter().zip(outputs).zip(receivers) {
+        let output = Output::new(output);
+        let input = receiver.map(Input::new);
+        let id = node.id;
+        let task = match (node.component, input) {
+            (Component::Source(source), _) => source.run(output, shutdown.clone()),
+            (Component::Stage(stage), Some(input)) => Box::pin(run_stage(stage, input, output)),
+            (Component::Sink(sink), Some(input)) => sink.run(input),
+            (_, None) => unreachable!("stages and sinks were given a channel above"),
+        };
+        tasks.spawn(async move { task.await.map_err(|error| NodeFailed { id, error }) });
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(failure)) => {
+                tracing::error!(node = %failure.id, error = %failure.error, "Node failed.");
+                failed.push(failure);
+            }
+            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
+}
+
+/// Drives a stage: each event of each batch with the time the batch arrived, ticks on
+/// the stage's interval, and what it emits sent on as one batch per input batch.
+async fn run_stage(
+    mut stage: Box<dyn Stage>,
+    mut input: Input,
+    output: Output,
+) -> Result<(), NodeError> {
+    let mut ticks = stage.tick_interval().map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let mut emitted = Vec::new();
+    loop {
+        tokio::select! {
+            batch = input.recv() => {
+                let Some(batch) = batch else { break };
+                let now = SystemTime::now();
+                for event in batch.iter() {
+                    stage.on_event(event, now, &mut emitted);
+                }
+            }
+            // Never ready for a stage without ticks.
+            _ = next_tick(&mut ticks) => stage.on_tick(SystemTime::now(), &mut emitted),
+        }
+        if output.send(std::mem::take(&mut emitted)).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, LogLines};
+    use crate::pipeline::graph::Node;
+    use crate::pipeline::{Sink, Source};
+    use futures::future::BoxFuture;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// Emits `count` one-line blocks, then ends.
+    struct Counting(u32);
+
+    impl Source for Counting {
+        fn run(
+            self: Box<Self>,
+            out: Output,
+            _: CancellationToken,
+        ) -> BoxFuture<'static, Result<(), NodeError>> {
+            Box::pin(async move {
+                for n in 0..self.0 {
+                    let text = bytes::Bytes::from(format!("{n}\n"));
+                    let event = LogLines {
+                        service: "s".into(),
+                        path: "p".into(),
+                        at: UNIX_EPOCH,
+                        text,
+                        lines: 1,
+                        cut: 0,
+                        lossy: 0,
+                    };
+                    if out.send(vec![Event::LogLines(event)]).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+
+    /// Passes events on and emits one more event per tick.
+    struct Ticking;
+
+    impl Stage for Ticking {
+        fn on_event(&mut self, event: &Event, _: SystemTime, out: &mut Vec<Event>) {
+            out.push(event.clone());
+        }
+        fn on_tick(&mut self, _: SystemTime, out: &mut Vec<Event>) {
+            let text = bytes::Bytes::from_static(b"tick\n");
+            out.push(Event::LogLines(LogLines {
+                service: "s".into(),
+                path: "tick".into(),
+                at: UNIX_EPOCH,
+                text,
+                lines: 1,
+                cut: 0,
+                lossy: 0,
+            }));
+        }
+        fn tick_interval(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3600))
+        }
+    }
+
+    /// Records the text of every block; slow on purpose if asked to be.
+    struct Collect(Arc<Mutex<Vec<String>>>, Duration);
+
+    impl Sink for Collect {
+        fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
+            Box::pin(async move {
+                while let Some(batch) = input.recv().await {
+                    tokio::time::sleep(self.1).await;
+                    for event in batch.iter() {
+                        if let Event::LogLines(lines) = event {
+                            self.0
+                                .lock()
+                                .unwrap()
+                                .push(String::from_utf8(lines.text.to_vec()).unwrap());
+                        }
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn node(id: &str, inputs: Vec<usize>, component: Component) -> Node {
+        Node {
+            id: id.into(),
+            inputs,
+            component,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_sink_slows_the_source_and_loses_nothing_even_when_fanned_out() {
+        let (fast, slow) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let graph = Graph {
+            nodes: vec![
+                node("source", vec![], Component::Source(Box::new(Counting(500)))),
+                node("stage", vec![0], Component::Stage(Box::new(Ticking))),
+                node(
+                    "fast",
+                    vec![1],
+                    Component::Sink(Box::new(Collect(fast.clone(), Duration::ZERO))),
+                ),
+                node(
+                    "slow",
+                    vec![1, 0],
+                    Component::Sink(Box::new(Collect(slow.clone(), Duration::from_millis(10)))),
+                ),
+            ],
+        };
+        run(graph, CancellationToken::new()).await.unwrap();
+        let expected: Vec<String> = (0..500).map(|n| format!("{n}\n")).collect();
+        let ticks = |seen: &[String]| seen.iter().filter(|t| *t == "tick\n").count();
+        let fast = fast.lock().unwrap().clone();
+        assert_eq!(ticks(&fast), 1, "the first tick fires at once");
+        assert_eq!(
+            fast.iter()
+                .filter(|t| *t != "tick\n")
+                .cloned()
+                .collect::<Vec<_>>(),
+            expected,
+            "in order, none lost"
+        );
+        let slow = slow.lock().unwrap();
+        assert_eq!(
+            slow.len(),
+            1001,
+            "each line twice (from the source and the stage) plus the tick"
+        );
+    }
+}

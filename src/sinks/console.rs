@@ -1,0 +1,170 @@
+//! The `console` sink: every event as a line of JSON on standard output.
+//!
+//! For debugging, tests and piping into `jq`. A block of log lines is written as one
+//! object per line. Output is flushed after every batch, so a line read is printed
+//! without waiting for more; a closed standard output (`aegis run … | head`) ends the
+//! sink quietly.
+//!
+//! ```yaml
+//! sinks:
+//!   out:
+//!     type: console
+//!     inputs: [app_errors]
+//! ```
+
+use std::io;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::event::{Event, LogLines, LogMatch};
+use crate::pipeline::{Input, NodeError, Sink};
+
+/// Configuration of a `console` sink: it has no options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {}
+
+pub struct Console;
+
+impl Sink for Console {
+    fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            let mut stdout = tokio::io::stdout();
+            let mut buffer = Vec::new();
+            while let Some(batch) = input.recv().await {
+                buffer.clear();
+                for event in batch.iter() {
+                    write_event(&mut buffer, event);
+                }
+                let written = async {
+                    stdout.write_all(&buffer).await?;
+                    stdout.flush().await
+                };
+                match written.await {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                        tracing::debug!("Standard output is closed; the console sink stops.");
+                        return Ok(());
+                    }
+                    Err(source) => {
+                        return Err(NodeError::Io {
+                            what: "writing to standard output".into(),
+                            source,
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Appends `event` to `buffer` as JSON lines.
+pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
+    match event {
+        Event::LogLines(lines) => {
+            for line in lines.lines() {
+                push_json(buffer, &LogLineJson::new(lines, line));
+            }
+        }
+        Event::LogMatch(found) => push_json(buffer, &LogMatchJson::new(found)),
+    }
+}
+
+fn push_json(buffer: &mut Vec<u8>, value: &impl Serialize) {
+    serde_json::to_writer(&mut *buffer, value).expect("event JSON has string keys only");
+    buffer.push(b'\n');
+}
+
+#[derive(Serialize)]
+struct LogLineJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    path: &'a str,
+    line: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> LogLineJson<'a> {
+    fn new(lines: &'a LogLines, line: &'a [u8]) -> Self {
+        LogLineJson {
+            event: "log_line",
+            time: humantime::format_rfc3339_millis(lines.at).to_string(),
+            service: &lines.service,
+            path: &lines.path,
+            line: String::from_utf8_lossy(line),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LogMatchJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    path: &'a str,
+    pattern: &'a str,
+    severity: crate::event::Severity,
+    description: &'a str,
+    line: &'a str,
+}
+
+impl<'a> LogMatchJson<'a> {
+    fn new(found: &'a LogMatch) -> Self {
+        LogMatchJson {
+            event: "log_match",
+            time: humantime::format_rfc3339_millis(found.at).to_string(),
+            service: &found.service,
+            path: &found.path,
+            pattern: &found.pattern,
+            severity: found.severity,
+            description: &found.description,
+            line: &found.line,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Severity;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn events_become_json_lines() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_824_000_123);
+        let lines = Event::LogLines(LogLines {
+            service: "shop".into(),
+            path: "/l/app.log".into(),
+            at,
+            text: bytes::Bytes::from_static(b"a \"quoted\"\r\nb\n"),
+            lines: 2,
+            cut: 0,
+            lossy: 0,
+        });
+        let found = Event::LogMatch(LogMatch {
+            service: "shop".into(),
+            path: "/l/app.log".into(),
+            at,
+            pattern: "oom".into(),
+            severity: Severity::Critical,
+            description: "Out of memory".into(),
+            line: "b".into(),
+        });
+        let mut buffer = Vec::new();
+        write_event(&mut buffer, &lines);
+        write_event(&mut buffer, &found);
+        let text = String::from_utf8(buffer).unwrap();
+        let expected = concat!(
+            r#"{"event":"log_line","time":"2026-11-28T00:00:00.123Z","service":"shop","path":"/l/app.log","line":"a \"quoted\""}"#,
+            "\n",
+            r#"{"event":"log_line","time":"2026-11-28T00:00:00.123Z","service":"shop","path":"/l/app.log","line":"b"}"#,
+            "\n",
+            r#"{"event":"log_match","time":"2026-11-28T00:00:00.123Z","service":"shop","path":"/l/app.log","pattern":"oom","severity":"CRITICAL","description":"Out of memory","line":"b"}"#,
+            "\n",
+        );
+        assert_eq!(text, expected);
+    }
+}

@@ -1,0 +1,54 @@
+//! Sinks: where events leave Aegis (the console now; Prometheus and webhooks later).
+//!
+//! Each sink type is a module with its configuration and its [`Sink`] impl; this
+//! module is the closed list of those users configure (`type:`). [`summary`] is the
+//! one sink Aegis attaches itself, for `run --once`.
+
+pub mod console;
+pub mod summary;
+
+use serde::Serialize;
+use serde_norway::Value;
+
+use self::console::{Console, ConsoleConfig};
+use crate::config::diagnostics::{Diagnostics, KeyPath};
+use crate::event::EventKind;
+use crate::pipeline::Sink;
+
+/// The configuration of any sink, by `type`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    Console(ConsoleConfig),
+}
+
+impl SinkConfig {
+    pub const TYPES: &'static [&'static str] = &["console"];
+
+    /// Decodes the options of a sink of type `kind`; `None` if they are bad (and
+    /// reported).
+    pub fn decode(
+        kind: &str,
+        body: &Value,
+        path: &KeyPath,
+        diag: &mut Diagnostics,
+    ) -> Option<SinkConfig> {
+        match kind {
+            "console" => diag.decode(body, path).map(SinkConfig::Console),
+            _ => None,
+        }
+    }
+
+    /// What the sink can take.
+    pub fn accepts(&self) -> &'static [EventKind] {
+        match self {
+            SinkConfig::Console(_) => &[EventKind::LogLines, EventKind::LogMatch],
+        }
+    }
+
+    pub fn build(&self) -> Box<dyn Sink> {
+        match self {
+            SinkConfig::Console(_) => Box::new(Console),
+        }
+    }
+}

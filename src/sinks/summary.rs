@@ -1,0 +1,257 @@
+//! The summary of a `--once` run: lines read per file, matches per pattern and per
+//! severity, printed for humans or as JSON when the run ends.
+//!
+//! Not a sink users configure: `aegis run --once` attaches it to every source and stage
+//! of the graph. It counts from the events alone, as every sink does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::event::{Event, Severity};
+use crate::pipeline::{Input, NodeError, Sink};
+
+/// Counts gathered so far; shared with whoever prints them at the end.
+#[derive(Debug, Default)]
+pub struct Summary {
+    files: BTreeMap<(Arc<str>, Arc<str>), FileCounts>,
+    patterns: BTreeMap<(Arc<str>, Severity), u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct FileCounts {
+    lines: u64,
+    bytes: u64,
+    cut: u64,
+    lossy: u64,
+}
+
+impl Summary {
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::LogLines(lines) => {
+                let counts = self
+                    .files
+                    .entry((lines.service.clone(), lines.path.clone()))
+                    .or_default();
+                counts.lines += u64::from(lines.lines);
+                counts.bytes += lines.text.len() as u64;
+                counts.cut += u64::from(lines.cut);
+                counts.lossy += u64::from(lines.lossy);
+            }
+            Event::LogMatch(found) => {
+                *self
+                    .patterns
+                    .entry((found.pattern.clone(), found.severity))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// The summary as printed, with the run's duration.
+    pub fn report(&self, elapsed: Duration) -> Report {
+        let files: Vec<FileReport> = self
+            .files
+            .iter()
+            .map(|((service, path), counts)| FileReport {
+                service: service.to_string(),
+                path: path.to_string(),
+                counts: *counts,
+            })
+            .collect();
+        let patterns: Vec<PatternReport> = self
+            .patterns
+            .iter()
+            .map(|((name, severity), matches)| PatternReport {
+                name: name.to_string(),
+                severity: *severity,
+                matches: *matches,
+            })
+            .collect();
+        let by_severity = |severity| {
+            patterns
+                .iter()
+                .filter(|p| p.severity == severity)
+                .map(|p| p.matches)
+                .sum()
+        };
+        Report {
+            lines: files.iter().map(|f| f.counts.lines).sum(),
+            bytes: files.iter().map(|f| f.counts.bytes).sum(),
+            elapsed_seconds: elapsed.as_secs_f64(),
+            severities: Severities {
+                critical: by_severity(Severity::Critical),
+                warning: by_severity(Severity::Warning),
+                info: by_severity(Severity::Info),
+            },
+            files,
+            patterns,
+        }
+    }
+}
+
+/// The end-of-run report; `Display` is the human form, `Serialize` the JSON one.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub files: Vec<FileReport>,
+    pub patterns: Vec<PatternReport>,
+    pub severities: Severities,
+    pub lines: u64,
+    pub bytes: u64,
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub service: String,
+    pub path: String,
+    #[serde(flatten)]
+    counts: FileCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PatternReport {
+    pub name: String,
+    pub severity: Severity,
+    pub matches: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct Severities {
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "files ({})", self.files.len())?;
+        writeln!(
+            f,
+            "{:>12} {:>14} {:>8} {:>8}  {:<16} path",
+            "lines", "bytes", "cut", "lossy", "service"
+        )?;
+        for file in &self.files {
+            let c = &file.counts;
+            writeln!(
+                f,
+                "{:>12} {:>14} {:>8} {:>8}  {:<16} {}",
+                c.lines, c.bytes, c.cut, c.lossy, file.service, file.path
+            )?;
+        }
+        writeln!(f, "patterns ({})", self.patterns.len())?;
+        writeln!(f, "{:>12}  {:<9} pattern", "matches", "severity")?;
+        for pattern in &self.patterns {
+            writeln!(
+                f,
+                "{:>12}  {:<9} {}",
+                pattern.matches,
+                pattern.severity.as_str(),
+                pattern.name
+            )?;
+        }
+        let s = &self.severities;
+        writeln!(
+            f,
+            "severities: CRITICAL {}, WARNING {}, INFO {}",
+            s.critical, s.warning, s.info
+        )?;
+        let seconds = self.elapsed_seconds.max(1e-9);
+        write!(
+            f,
+            "read {} lines, {} bytes in {:.3} s ({:.1} MB/s, {:.0} lines/s)",
+            self.lines,
+            self.bytes,
+            self.elapsed_seconds,
+            self.bytes as f64 / seconds / 1e6,
+            self.lines as f64 / seconds,
+        )
+    }
+}
+
+/// The sink that fills a shared [`Summary`].
+pub struct SummarySink {
+    summary: Arc<Mutex<Summary>>,
+}
+
+impl SummarySink {
+    pub fn new(summary: Arc<Mutex<Summary>>) -> Self {
+        SummarySink { summary }
+    }
+}
+
+impl Sink for SummarySink {
+    fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            while let Some(batch) = input.recv().await {
+                let mut summary = self.summary.lock().unwrap_or_else(PoisonError::into_inner);
+                batch.iter().for_each(|event| summary.record(event));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{LogLines, LogMatch};
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn counts_lines_per_file_and_matches_per_pattern_and_severity() {
+        let mut summary = Summary::default();
+        let lines = |path: &str, n: u32| {
+            Event::LogLines(LogLines {
+                service: "s".into(),
+                path: path.into(),
+                at: UNIX_EPOCH,
+                text: bytes::Bytes::from("x\n".repeat(n as usize)),
+                lines: n,
+                cut: 1,
+                lossy: 0,
+            })
+        };
+        let found = |pattern: &str, severity| {
+            Event::LogMatch(LogMatch {
+                service: "s".into(),
+                path: "a".into(),
+                at: UNIX_EPOCH,
+                pattern: pattern.into(),
+                severity,
+                description: "".into(),
+                line: "x".into(),
+            })
+        };
+        for event in [
+            lines("a", 3),
+            lines("b", 2),
+            lines("a", 1),
+            found("oom", Severity::Critical),
+            found("oom", Severity::Critical),
+            found("warn", Severity::Warning),
+        ] {
+            summary.record(&event);
+        }
+        let report = summary.report(Duration::from_secs(2));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["files"][0]["lines"], 4);
+        assert_eq!(json["files"][0]["cut"], 2);
+        assert_eq!(json["files"][1]["bytes"], 4);
+        assert_eq!(json["patterns"][0]["name"], "oom");
+        assert_eq!(json["patterns"][0]["matches"], 2);
+        assert_eq!(json["severities"]["CRITICAL"], 2);
+        assert_eq!(json["severities"]["WARNING"], 1);
+        assert_eq!(json["lines"], 6);
+        let human = report.to_string();
+        assert!(
+            human.contains("severities: CRITICAL 2, WARNING 1, INFO 0"),
+            "{human}"
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! The `log_tail` source: follows log files and emits their lines as [`LogLines`].
+//!
+//! Files are named by paths and globs; they may not exist yet (they are picked up when
+//! they appear), they may be rotated by rename-and-create or truncated in place, and
+//! their lines may be unfinished, over-long, CRLF-terminated or not UTF-8. What to read
+//! and when is [`tailer`]'s job, how to turn bytes into lines is [`reader`]'s; this
+//! module wires them to the pipeline: it wakes on file-change notifications (`notify`,
+//! inotify on Linux) and on a scan interval (for new folders, new glob matches and
+//! filesystems that send no notifications), reads off the async threads, and sends
+//! blocks downstream. A full channel makes it wait: the file is the buffer, so a slow
+//! consumer delays lines but never loses one.
+//!
+//! Why not linemux: it has no byte offsets, replaces a rotated file's reader without
+//! draining it, and yields a half-written line as a line; see docs/architecture.md.
+//!
+//! ```yaml
+//! sources:
+//!   app_log:
+//!     type: log_tail
+//!     service: shop
+//!     paths: ["/var/log/shop/app.log", "/var/log/shop/jobs-*.log"]
+//!     read_from: end          # or beginning; files that appear later: from the beginning
+//!     max_line_bytes: 65536
+//!     scan_interval: 1s
+//! ```
+
+pub mod reader;
+pub mod tailer;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::BoxFuture;
+use notify::{EventKind as FsEventKind, RecursiveMode, Watcher};
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use self::tailer::{Chunk, Progress, Tailer, TailerOptions, Target};
+use crate::event::{Event, LogLines, ServiceName};
+use crate::pipeline::{NodeError, Output, Source};
+
+/// How much one poll reads at most, across all files: the size of the blocks sent
+/// downstream, and so (times the channel capacity) the memory a tail can hold up.
+const READ_BUDGET: usize = 1 << 20;
+/// How long a rotated file is still read after it last grew.
+const ROTATE_WAIT: Duration = Duration::from_secs(5);
+/// On shutdown, how long the tail may keep reading what is already written.
+const FINAL_DRAIN: Duration = Duration::from_secs(5);
+
+/// Configuration of a `log_tail` source.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogTailConfig {
+    /// The service these logs belong to.
+    pub service: String,
+    /// Files to follow: paths or globs (`*`, `?`, `[...]`). Relative paths are taken
+    /// from the folder of the configuration file.
+    pub paths: Vec<PathPattern>,
+    /// Where to start in files that exist at startup: `end` (default) or `beginning`.
+    /// Files that appear later are always read from their beginning.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Lines longer than this many bytes are cut to it (and counted). Default 65536.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: NonZeroUsize,
+    /// How often globs are expanded again and every file is checked even without a
+    /// change notification. Default `1s`.
+    #[serde(default = "default_scan_interval", with = "crate::config::duration")]
+    pub scan_interval: Duration,
+}
+
+pub fn default_max_line_bytes() -> NonZeroUsize {
+    NonZeroUsize::new(64 * 1024).expect("not zero")
+}
+
+pub fn default_scan_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Where to start reading files that exist when the tail starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    #[default]
+    End,
+    Beginning,
+}
+
+/// A path or glob as written, checked to be a valid glob when decoded.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct PathPattern(String);
+
+impl PathPattern {
+    pub fn new(text: String) -> Result<PathPattern, String> {
+        glob::Pattern::new(&text).map_err(|err| format!("invalid glob `{text}`: {}", err.msg))?;
+        Ok(PathPattern(text))
+    }
+}
+
+impl<'de> Deserialize<'de> for PathPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        PathPattern::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl LogTailConfig {
+    /// Builds the source. `base` is the configuration file's folder; with `once`, every
+    /// file is read from its beginning to its end, and then the source ends.
+    pub fn build(&self, base: &Path, once: bool) -> LogTail {
+        let targets = self
+            .paths
+            .iter()
+            .map(|path| Target::new(base.join(&path.0)).expect("checked when decoded"))
+            .collect();
+        let options = TailerOptions {
+            start_at_end: self.read_from == ReadFrom::End && !once,
+            max_line: self.max_line_bytes.get(),
+            rotate_wait: ROTATE_WAIT,
+        };
+        LogTail {
+            service: self.service.as_str().into(),
+            tailer: Arc::new(Mutex::new(Tailer::new(targets, options))),
+            scan_interval: self.scan_interval,
+            once,
+        }
+    }
+}
+
+/// A running `log_tail` source.
+pub struct LogTail {
+    service: ServiceName,
+    /// Shared with the blocking thread that polls it; only one poll runs at a time.
+    tailer: Arc<Mutex<Tailer>>,
+    scan_interval: Duration,
+    once: bool,
+}
+
+/// The tailer, even if a poll panicked while holding it: its state is still a set of
+/// open files and offsets, usable as it is.
+fn lock(tailer: &Mutex<Tailer>) -> std::sync::MutexGuard<'_, Tailer> {
+    tailer.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Source for LogTail {
+    fn run(
+        self: Box<Self>,
+        out: Output,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            if self.once {
+                self.read_once(out, shutdown).await
+            } else {
+                self.follow(out, shutdown).await
+            }
+        })
+    }
+}
+
+impl LogTail {
+    /// `--once`: read every file to its end (or until shutdown), flush unfinished last
+    /// lines, stop.
+    async fn read_once(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
+        let mut first = true;
+        while !shutdown.is_cancelled() {
+            let (progress, chunks) = self.poll(std::mem::take(&mut first)).await?;
+            if self.send(&out, chunks).await.is_err() {
+                return Ok(());
+            }
+            if progress == Progress::Idle {
+                break;
+            }
+        }
+        for unmatched in lock(&self.tailer).unmatched() {
+            tracing::warn!(path = %unmatched, "No file matches the configured path.");
+        }
+        let mut chunks = Vec::new();
+        lock(&self.tailer).finish(&mut chunks);
+        let _ = self.send(&out, chunks).await;
+        Ok(())
+    }
+
+    /// The daemon: poll on notifications and on the scan interval until shutdown.
+    async fn follow(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
+        let wake = Arc::new(Notify::new());
+        let rescan = Arc::new(AtomicBool::new(true));
+        let mut watcher = {
+            let (wake, rescan) = (Arc::clone(&wake), Arc::clone(&rescan));
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Creations, renames and removals can change what a glob matches; an
+                // error (such as a queue overflow) may have hidden any of them.
+                let changes_names = event.map_or(true, |event| {
+                    !matches!(
+                        event.kind,
+                        FsEventKind::Modify(notify::event::ModifyKind::Data(_))
+                            | FsEventKind::Access(_)
+                    )
+                });
+                if changes_names {
+                    rescan.store(true, Ordering::Relaxed);
+                }
+                // `Notify` keeps one permit: a burst of events is one wake-up.
+                wake.notify_one();
+            })?
+        };
+        let mut watched: Vec<PathBuf> = Vec::new();
+        let mut scan = tokio::time::interval(self.scan_interval);
+        scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            for folder in lock(&self.tailer).folders() {
+                // A folder that does not exist yet is tried again on the next scan.
+                if !watched.contains(&folder)
+                    && watcher.watch(&folder, RecursiveMode::NonRecursive).is_ok()
+                {
+                    watched.push(folder);
+                }
+            }
+            let (progress, chunks) = self.poll(rescan.swap(false, Ordering::Relaxed)).await?;
+            if self.send(&out, chunks).await.is_err() {
+                return Ok(());
+            }
+            if progress == Progress::More {
+                continue;
+            }
+            tokio::select! {
+                // Shutdown first: once asked to stop, stop waiting for files.
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = scan.tick() => rescan.store(true, Ordering::Relaxed),
+            }
+        }
+        drop(watcher);
+        self.drain_and_finish(out).await
+    }
+
+    /// On shutdown: read what is already written (for a bounded time), then flush the
+    /// unfinished last lines, so that every line written before the signal is sent.
+    async fn drain_and_finish(self, out: Output) -> Result<(), NodeError> {
+        let deadline = Instant::now() + FINAL_DRAIN;
+        while Instant::now() < deadline {
+            let (progress, chunks) = self.poll(false).await?;
+            if self.send(&out, chunks).await.is_err() || progress == Progress::Idle {
+                break;
+            }
+        }
+        let mut chunks = Vec::new();
+        lock(&self.tailer).finish(&mut chunks);
+        let _ = self.send(&out, chunks).await;
+        Ok(())
+    }
+
+    /// One poll of the tailer, on a blocking thread: reading files (and validating and
+    /// counting what was read) must not stall the async workers.
+    async fn poll(&self, rescan: bool) -> Result<(Progress, Vec<Chunk>), NodeError> {
+        let tailer = Arc::clone(&self.tailer);
+        let polled = tokio::task::spawn_blocking(move || {
+            let mut chunks = Vec::new();
+            let progress = lock(&tailer).poll(Instant::now(), rescan, READ_BUDGET, &mut chunks);
+            (progress, chunks)
+        });
+        Ok(polled.await?)
+    }
+
+    async fn send(&self, out: &Output, chunks: Vec<Chunk>) -> Result<(), crate::pipeline::Closed> {
+        let at = SystemTime::now();
+        let events = chunks
+            .into_iter()
+            .map(|Chunk { path, block }| {
+                Event::LogLines(LogLines {
+                    service: Arc::clone(&self.service),
+                    path,
+                    at,
+                    text: block.text,
+                    lines: block.lines,
+                    cut: block.cut,
+                    lossy: block.lossy,
+                })
+            })
+            .collect();
+        out.send(events).await
+    }
+}

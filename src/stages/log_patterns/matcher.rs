@@ -1,0 +1,445 @@
+//! Finds which lines of a block match which patterns, without testing every line.
+//!
+//! Three paths, chosen per pattern when the matcher is built:
+//!
+//! 1. **Literal prefilter** (most patterns): the block is ASCII-lowercased into a
+//!    scratch buffer and searched for every pattern's primary literal set at once
+//!    (Teddy, SIMD, from the aho-corasick crate). Only a line holding a hit is looked
+//!    at: the patterns whose literals hit in that line are candidates; a candidate must
+//!    also hold a member of each of its other required sets; then its regex decides.
+//! 2. **Union scan**: patterns the regex crate compiles but that require no literal
+//!    (`\d{3}ms`) are joined into one multi-line regex run over the whole block; each
+//!    line it hits is tested against those patterns.
+//! 3. **Every line**: fancy-regex patterns without a required literal are tested on
+//!    every line. This is the slow path, and only such patterns take it.
+//!
+//! A block is whole lines, each ending in `\n`; `(?m)` with CRLF mode makes `^` and `$`
+//! of the union respect both line ends. Regexes are run on the line alone, without its
+//! line end, so every path gives exactly the answer of testing each line by itself.
+
+use aho_corasick::{AhoCorasick, MatchKind, Span, packed};
+use memchr::memmem;
+
+use super::literals::LiteralSet;
+use super::pattern::CompiledPattern;
+use crate::event::trim_line_end;
+
+/// Index of a pattern in the matcher's list.
+pub type PatternId = usize;
+
+/// One match: the line's bounds in the block (without the `\n`) and the pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineMatch {
+    pub start: usize,
+    pub end: usize,
+    pub pattern: PatternId,
+}
+
+pub struct Matcher {
+    patterns: Vec<CompiledPattern>,
+    prefilter: Option<Prefilter>,
+    scan: Option<Scan>,
+    every_line: Vec<PatternId>,
+    /// The block, ASCII-lowercased: reused between blocks, as large as the largest.
+    lowered: Vec<u8>,
+    candidates: Vec<PatternId>,
+}
+
+struct Prefilter {
+    searcher: LiteralSearcher,
+    /// For each literal of the searcher, the patterns it makes candidates.
+    literal_patterns: Vec<Vec<PatternId>>,
+    /// For each pattern, its other required sets: a candidate line must contain a
+    /// member of each.
+    checks: Vec<Vec<Vec<memmem::Finder<'static>>>>,
+}
+
+struct Scan {
+    union: regex::bytes::Regex,
+    patterns: Vec<PatternId>,
+}
+
+/// Teddy when the CPU and the literal count allow it, else an Aho-Corasick automaton.
+enum LiteralSearcher {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl LiteralSearcher {
+    fn new(literals: &[Vec<u8>]) -> Result<LiteralSearcher, String> {
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(literals)
+            .build();
+        match packed {
+            Some(searcher) => Ok(LiteralSearcher::Packed(searcher)),
+            None => AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(literals)
+                .map(LiteralSearcher::Automaton)
+                .map_err(|err| err.to_string()),
+        }
+    }
+
+    /// The leftmost literal in `haystack[span]`: its start and its index.
+    fn find(&self, haystack: &[u8], span: Span) -> Option<(usize, usize)> {
+        let found = match self {
+            LiteralSearcher::Packed(searcher) => searcher.find_in(haystack, span),
+            LiteralSearcher::Automaton(ac) => {
+                ac.find(aho_corasick::Input::new(haystack).span(span))
+            }
+        };
+        found.map(|m| (m.start(), m.pattern().as_usize()))
+    }
+}
+
+impl Matcher {
+    /// Sorts `patterns` into the three paths and builds the searchers.
+    pub fn new(patterns: Vec<CompiledPattern>) -> Result<Matcher, String> {
+        let mut primary: Vec<(Vec<u8>, PatternId)> = Vec::new();
+        let mut scanned = Vec::new();
+        let mut every_line = Vec::new();
+        for (id, pattern) in patterns.iter().enumerate() {
+            match (pattern.requirement.primary(), pattern.plain_source()) {
+                (Some(set), _) => primary.extend(set.iter().map(|literal| (literal.clone(), id))),
+                (None, Some(_)) => scanned.push(id),
+                (None, None) => every_line.push(id),
+            }
+        }
+        let prefilter = (!primary.is_empty())
+            .then(|| Prefilter::new(&patterns, primary))
+            .transpose()?;
+        let scan = (!scanned.is_empty())
+            .then(|| Scan::new(&patterns, scanned))
+            .transpose()?;
+        Ok(Matcher {
+            patterns,
+            prefilter,
+            scan,
+            every_line,
+            lowered: Vec::new(),
+            candidates: Vec::new(),
+        })
+    }
+
+    pub fn patterns(&self) -> &[CompiledPattern] {
+        &self.patterns
+    }
+
+    /// Appends every (line, pattern) match of `block` to `found`, in line order and,
+    /// within a line, in pattern order. `block` is whole `\n`-terminated lines.
+    pub fn find(&mut self, block: &[u8], found: &mut Vec<LineMatch>) {
+        let first = found.len();
+        if let Some(prefilter) = &self.prefilter {
+            lowercase_into(block, &mut self.lowered);
+            prefilter.find(
+                block,
+                &self.lowered,
+                &mut self.patterns,
+                &mut self.candidates,
+                found,
+            );
+        }
+        let paths = usize::from(self.prefilter.is_some()) + usize::from(self.scan.is_some());
+        if let Some(scan) = &self.scan {
+            scan.find(block, &mut self.patterns, found);
+        }
+        if !self.every_line.is_empty() {
+            let mut start = 0;
+            for line in block.split_inclusive(|&b| b == b'\n') {
+                let end = start + line.len() - 1;
+                test_line(
+                    block,
+                    start,
+                    end,
+                    &self.every_line,
+                    &mut self.patterns,
+                    found,
+                );
+                start = end + 1;
+            }
+        }
+        if paths + usize::from(!self.every_line.is_empty()) > 1 {
+            found[first..].sort_unstable_by_key(|m| (m.start, m.pattern));
+        }
+    }
+}
+
+impl Prefilter {
+    fn new(
+        patterns: &[CompiledPattern],
+        mut primary: Vec<(Vec<u8>, PatternId)>,
+    ) -> Result<Prefilter, String> {
+        // A literal that starts with another literal is dropped and its patterns are
+        // given to the shorter one: a leftmost-first search reports only one literal
+        // per position, and the shorter one is present wherever the longer one is.
+        primary.sort();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut literal_patterns: Vec<Vec<PatternId>> = Vec::new();
+        for (literal, pattern) in primary {
+            match literals.iter().position(|kept| literal.starts_with(kept)) {
+                Some(kept) => literal_patterns[kept].push(pattern),
+                None => {
+                    literals.push(literal);
+                    literal_patterns.push(vec![pattern]);
+                }
+            }
+        }
+        for ids in &mut literal_patterns {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let finders = |set: &LiteralSet| {
+            set.iter()
+                .map(|lit| memmem::Finder::new(lit).into_owned())
+                .collect()
+        };
+        let checks = patterns
+            .iter()
+            .map(|p| p.requirement.others().iter().map(finders).collect())
+            .collect();
+        Ok(Prefilter {
+            searcher: LiteralSearcher::new(&literals)?,
+            literal_patterns,
+            checks,
+        })
+    }
+
+    fn find(
+        &self,
+        block: &[u8],
+        lowered: &[u8],
+        patterns: &mut [CompiledPattern],
+        candidates: &mut Vec<PatternId>,
+        found: &mut Vec<LineMatch>,
+    ) {
+        let mut at = 0;
+        while let Some((hit, literal)) = self.searcher.find(lowered, Span::from(at..lowered.len()))
+        {
+            let (start, end) = line_bounds(lowered, hit);
+            // Every literal hit in this line adds its patterns; the line is then done.
+            candidates.clear();
+            candidates.extend_from_slice(&self.literal_patterns[literal]);
+            let mut next = hit + 1;
+            while let Some((hit, literal)) = self.searcher.find(lowered, Span::from(next..end)) {
+                candidates.extend_from_slice(&self.literal_patterns[literal]);
+                next = hit + 1;
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            let lowered_line = &lowered[start..end];
+            candidates.retain(|&id| {
+                self.checks[id]
+                    .iter()
+                    .all(|set| set.iter().any(|finder| finder.find(lowered_line).is_some()))
+            });
+            test_line(block, start, end, candidates, patterns, found);
+            at = end + 1;
+            if at >= lowered.len() {
+                break;
+            }
+        }
+    }
+}
+
+impl Scan {
+    fn new(patterns: &[CompiledPattern], ids: Vec<PatternId>) -> Result<Scan, String> {
+        let union: Vec<String> = ids
+            .iter()
+            .filter_map(|&id| patterns[id].plain_source())
+            .map(|source| format!("(?:{source})"))
+            .collect();
+        let union = regex::bytes::RegexBuilder::new(&union.join("|"))
+            .multi_line(true)
+            .crlf(true)
+            .build()
+            .map_err(|err| format!("the patterns without literals cannot be joined: {err}"))?;
+        Ok(Scan {
+            union,
+            patterns: ids,
+        })
+    }
+
+    fn find(&self, block: &[u8], patterns: &mut [CompiledPattern], found: &mut Vec<LineMatch>) {
+        let mut at = 0;
+        // A block ends with `\n`, so a hit at its very end lies on no line.
+        while let Some(hit) = self
+            .union
+            .find_at(block, at)
+            .filter(|hit| hit.start() < block.len())
+        {
+            let (start, end) = line_bounds(block, hit.start());
+            test_line(block, start, end, &self.patterns, patterns, found);
+            at = end + 1;
+        }
+    }
+}
+
+/// Tests the line `block[start..end]` against `ids`, recording each match.
+fn test_line(
+    block: &[u8],
+    start: usize,
+    end: usize,
+    ids: &[PatternId],
+    patterns: &mut [CompiledPattern],
+    found: &mut Vec<LineMatch>,
+) {
+    let line = trim_line_end(&block[start..end]);
+    for &id in ids {
+        if patterns[id].is_match(line) {
+            found.push(LineMatch {
+                start,
+                end,
+                pattern: id,
+            });
+        }
+    }
+}
+
+/// The bounds of the line holding byte `at`, without its `\n`.
+fn line_bounds(block: &[u8], at: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &block[..at]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &block[at..]).map_or(block.len(), |i| at + i);
+    (start, end)
+}
+
+/// Copies `src` into `dst` with ASCII letters lowercased; written as a plain loop over
+/// equal-length slices so that it compiles to SIMD.
+fn lowercase_into(src: &[u8], dst: &mut Vec<u8>) {
+    dst.resize(src.len(), 0);
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s | (u8::from(s.wrapping_sub(b'A') < 26) << 5);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Severity;
+    use crate::stages::log_patterns::PatternConfig;
+
+    fn matcher(patterns: &[&str]) -> Matcher {
+        let compiled = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                CompiledPattern::compile(&PatternConfig {
+                    name: format!("p{i}"),
+                    pattern: (*p).into(),
+                    severity: Severity::Info,
+                    description: String::new(),
+                    origin: Default::default(),
+                })
+                .unwrap()
+            })
+            .collect();
+        Matcher::new(compiled).unwrap()
+    }
+
+    /// (line number, pattern) of every match, for readable assertions.
+    fn matches(m: &mut Matcher, block: &str) -> Vec<(usize, PatternId)> {
+        let mut found = Vec::new();
+        m.find(block.as_bytes(), &mut found);
+        found
+            .iter()
+            .map(|f| {
+                (
+                    bytecount::count(&block.as_bytes()[..f.start], b'\n'),
+                    f.pattern,
+                )
+            })
+            .collect()
+    }
+
+    /// What testing each line alone gives: the reference every path must agree with.
+    fn reference(patterns: &[&str], block: &str) -> Vec<(usize, PatternId)> {
+        let regexes: Vec<fancy_regex::Regex> = patterns
+            .iter()
+            .map(|p| fancy_regex::Regex::new(p).unwrap())
+            .collect();
+        let mut out = Vec::new();
+        for (n, line) in block.split_inclusive('\n').enumerate() {
+            let line = line.trim_end_matches('\n').trim_end_matches('\r');
+            for (id, regex) in regexes.iter().enumerate() {
+                if regex.is_match(line).unwrap() {
+                    out.push((n, id));
+                }
+            }
+        }
+        out
+    }
+
+    const BLOCK: &str = "\
+2026-11-28 INFO started\r
+2026-11-28 ERROR java.lang.OutOfMemoryError: Java heap space\r
+panic: runtime error\r
+  not a panic: indented\r
+GET /x HTTP/1.1\" 503 12 took 250ms\r
+kernel: Out of memory: Killed process 4242 (java)\r
+FATAL: eof\n\
+level=warn status=503 msg=timeout\n\
+ERROR db: SQLException raised; could not connect to server\n\
+plain FATALITY is not FATAL?\n\
+";
+
+    const PATTERNS: [&str; 9] = [
+        r"(?i)(out of memory|java\.lang\.OutOfMemoryError)",
+        r"^panic:",
+        r"\bFATAL\b",
+        r#"HTTP/[0-9.]+" 5[0-9]{2} [0-9]"#,
+        r"\bstatus=5\d{2}\b",
+        r"ERROR .*(SQLException|could not connect to server)",
+        r"\d{3}ms$",
+        r"(?i)\b(timeout|timed out)\b(?! retried)",
+        r"Killed process (\d+) \(\S+\)",
+    ];
+
+    #[test]
+    fn every_path_agrees_with_testing_each_line_alone() {
+        let mut m = matcher(&PATTERNS);
+        assert!(
+            m.prefilter.is_some() && m.scan.is_some(),
+            "both block paths are exercised"
+        );
+        assert_eq!(matches(&mut m, BLOCK), reference(&PATTERNS, BLOCK));
+        assert_eq!(matches(&mut m, BLOCK).len(), 11);
+    }
+
+    #[test]
+    fn lookaround_without_literals_is_tested_on_every_line() {
+        let patterns = [r"^(?!.*INFO).*\d$", r"\bFATAL\b"];
+        let mut m = matcher(&patterns);
+        assert_eq!(m.every_line, [0]);
+        assert_eq!(matches(&mut m, BLOCK), reference(&patterns, BLOCK));
+    }
+
+    #[test]
+    fn a_line_matching_several_patterns_counts_once_per_pattern() {
+        let mut m = matcher(&[r"FATAL", r"(?i)fatal", r"eof$"]);
+        assert_eq!(
+            matches(&mut m, "FATAL: eof\nok\n"),
+            [(0, 0), (0, 1), (0, 2)]
+        );
+    }
+
+    #[test]
+    fn literal_prefixes_do_not_hide_longer_literals() {
+        // `crit` is a prefix of `critical`: both patterns must still be found.
+        let mut m = matcher(&[r"\bcrit\b", r"critical failure"]);
+        assert_eq!(
+            matches(&mut m, "critical failure\ncrit\n"),
+            [(0, 1), (1, 0)]
+        );
+    }
+
+    #[test]
+    fn unicode_case_folding_is_honoured() {
+        // (?i)k matches the Kelvin sign; (?i)s matches the long s.
+        let mut m = matcher(&[r"(?i)deadlock detected", r"(?i)no space left"]);
+        assert_eq!(
+            matches(&mut m, "DEADLOC\u{212a} DETECTED\nno \u{17f}pace left\n"),
+            [(0, 0), (1, 1)]
+        );
+    }
+}
