@@ -83,7 +83,9 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format);
+    // A `--once` run's output is its summary: progress logs are noise there.
+    let quiet = matches!(cli.command, Command::Run { once: true, .. });
+    init_logging(cli.verbose, quiet, cli.log_format);
     let result = match cli.command {
         Command::Run {
             config,
@@ -101,8 +103,9 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_logging(verbose: u8, format: LogFormat) {
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",

@@ -51,6 +51,11 @@ impl KeyPath {
         Some(KeyPath(rest.to_vec()))
     }
 
+    /// Whether `prefix` is this path or one of its ancestors.
+    pub fn starts_with(&self, prefix: &KeyPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
@@ -181,13 +186,13 @@ impl<'a> Diagnostics<'a> {
         );
     }
 
-    /// Records an error at a place the span index does not know (a YAML syntax error).
-    pub fn error_at_mark(&mut self, mark: Mark, message: impl Into<String>) {
+    /// Records an error at a place given by the parser rather than the span index.
+    pub fn error_at_mark(&mut self, mark: Mark, path: &KeyPath, message: impl Into<String>) {
         push_unique(
             &mut self.errors,
             Diagnostic {
                 mark,
-                path: KeyPath::root(),
+                path: path.clone(),
                 message: message.into(),
             },
         );
@@ -218,14 +223,38 @@ impl<'a> Diagnostics<'a> {
         (self.errors, self.warnings)
     }
 
-    /// Decodes the value found at `path` into `T`, or records why it cannot be.
+    /// Decodes the value found at `path` into `T`, recording every problem.
+    ///
+    /// serde stops at the first problem; to report all of a mapping's problems at once,
+    /// the key at fault is taken out and decoding tried again, until it succeeds or a
+    /// required key is missing. The value decoded without the bad keys is returned (so
+    /// the caller can go on checking what it holds), but the errors are recorded and
+    /// the configuration as a whole is refused.
     pub fn decode<T: DeserializeOwned>(&mut self, value: &Value, path: &KeyPath) -> Option<T> {
-        match serde_path_to_error::deserialize(value) {
-            Ok(decoded) => Some(decoded),
-            Err(err) => {
-                let inner_path = path.join_serde(err.path());
-                self.serde_error(inner_path, &err.into_inner().to_string());
-                None
+        let mut value = value.clone();
+        let mut removed: Vec<String> = Vec::new();
+        loop {
+            let err = match serde_path_to_error::deserialize(&value) {
+                Ok(decoded) => return Some(decoded),
+                Err(err) => err,
+            };
+            let message = err.inner().to_string();
+            let missing_removed = removed
+                .iter()
+                .any(|key| message == format!("missing field `{key}`"));
+            if !missing_removed {
+                self.serde_error(path.join_serde(err.path()), &message);
+            }
+            let culprit = match err.path().iter().next() {
+                Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
+                _ => return None,
+            };
+            match value
+                .as_mapping_mut()
+                .and_then(|mapping| mapping.remove(culprit.as_str()))
+            {
+                Some(_) => removed.push(culprit),
+                None => return None,
             }
         }
     }

@@ -3,23 +3,38 @@
 //! Used as `#[serde(with = "crate::config::duration")]`. Every duration Aegis takes so
 //! far is an interval, so zero is refused here rather than in each component.
 
+use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serializer, de::Error};
+use serde::de::{Error, Visitor};
+use serde::{Deserializer, Serializer};
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    let duration = humantime::parse_duration(&text).map_err(|err| {
-        D::Error::custom(format!(
-            "invalid duration `{text}`: {err}; expected e.g. `500ms`, `30s`, `1m`"
-        ))
-    })?;
-    if duration.is_zero() {
-        return Err(D::Error::custom(format!(
-            "invalid duration `{text}`: must be greater than zero"
-        )));
+    deserializer.deserialize_str(DurationVisitor)
+}
+
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as `500ms`, `30s` or `1m`")
     }
-    Ok(duration)
+
+    fn visit_str<E: Error>(self, text: &str) -> Result<Duration, E> {
+        let duration = humantime::parse_duration(text).map_err(|err| {
+            E::custom(format!(
+                "invalid duration `{text}`: {err}; expected e.g. `500ms`, `30s`, `1m`"
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(E::custom(format!(
+                "invalid duration `{text}`: must be greater than zero"
+            )));
+        }
+        Ok(duration)
+    }
 }
 
 pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -53,7 +53,7 @@ pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
     let spans = SpanIndex::build(&text);
     let mut diag = Diagnostics::new(&spans);
     let base = file.parent().unwrap_or(Path::new("."));
-    let built = parse(&text, &mut diag).and_then(|pipeline| {
+    let built = parse(&text, &spans, &mut diag).and_then(|pipeline| {
         let graph = Graph::build(&pipeline, base, options, &mut diag)?;
         Some((pipeline, graph))
     });
@@ -72,8 +72,24 @@ pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
     }
 }
 
-/// Parses `text` and decodes whichever form it is in.
-fn parse(text: &str, diag: &mut Diagnostics) -> Option<PipelineConfig> {
+/// Parses `text` and decodes whichever form it is in; `None` if the file is not even
+/// shaped like a configuration (its errors are in `diag` either way).
+fn parse(text: &str, spans: &SpanIndex, diag: &mut Diagnostics) -> Option<PipelineConfig> {
+    // The YAML parser would stop at the first repeated key; report them all, each with
+    // the place of the first one.
+    for (path, again, first) in spans.duplicates() {
+        diag.error_at_mark(
+            *again,
+            path,
+            format!(
+                "key given twice (first at line {}); each key may appear once",
+                first.line
+            ),
+        );
+    }
+    if spans.duplicates().next().is_some() {
+        return None;
+    }
     let top: Value = match serde_norway::from_str(text) {
         Ok(top) => top,
         Err(err) => {
@@ -85,6 +101,7 @@ fn parse(text: &str, diag: &mut Diagnostics) -> Option<PipelineConfig> {
                 });
             diag.error_at_mark(
                 mark,
+                &KeyPath::root(),
                 format!("not valid YAML: {}", strip_location(&err.to_string())),
             );
             return None;
@@ -145,7 +162,8 @@ fn parse(text: &str, diag: &mut Diagnostics) -> Option<PipelineConfig> {
     } else {
         pipeline::decode(&top, diag)
     };
-    (!diag.has_errors()).then_some(config)
+    // Returned even with errors: building its components may find more of them.
+    Some(config)
 }
 
 /// serde_norway appends " at line L column C" to messages; the diagnostic has its own.
@@ -160,9 +178,8 @@ mod tests {
     fn errors(text: &str) -> Vec<String> {
         let spans = SpanIndex::build(text);
         let mut diag = Diagnostics::new(&spans);
-        let parsed = parse(text, &mut diag);
+        parse(text, &spans, &mut diag);
         let (errors, _) = diag.finish();
-        assert_eq!(parsed.is_none(), !errors.is_empty());
         errors
             .iter()
             .map(|e| e.display(Path::new("c.yaml")).to_string())
@@ -192,6 +209,7 @@ logs:
                 "c.yaml:5:7: logs.files[0].colour: unknown key `colour`; expected one of `service`, `path`, `read_from`, `patterns`",
                 "c.yaml:6:7: logs.files[1]: missing key `path`",
                 "c.yaml:10:17: logs.patterns[0].severity: unknown severity `fatal`; expected one of `CRITICAL`, `WARNING`, `INFO` (any case)",
+                "c.yaml:11:7: logs.patterns[1]: missing key `severity`",
                 "c.yaml:13:7: logs.patterns[1].severty: unknown key `severty`; expected one of `name`, `pattern`, `severity`, `description` (did you mean `severity`?)",
             ]
         );

@@ -35,6 +35,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     entries: HashMap<KeyPath, Entry>,
+    /// Keys given twice in one mapping: the path, where it is again, where it was first.
+    duplicates: Vec<(KeyPath, Mark, Mark)>,
 }
 
 enum Frame {
@@ -111,9 +113,27 @@ impl SpanIndex {
                 }
             },
         };
-        self.entries
-            .insert(path.clone(), Entry { key, value: here });
+        if let Some(first) = self.entries.get(&path) {
+            self.duplicates.push((path.clone(), key, first.key));
+        } else {
+            self.entries
+                .insert(path.clone(), Entry { key, value: here });
+        }
         Some(path)
+    }
+
+    /// Keys written twice in the same mapping (which YAML forbids): each path with the
+    /// place of the repeat and of the first one.
+    pub fn duplicates(&self) -> impl Iterator<Item = &(KeyPath, Mark, Mark)> {
+        // Inside a repeated key everything repeats too; only the key itself is news.
+        let repeated = |path: &KeyPath| {
+            self.duplicates
+                .iter()
+                .any(|(other, ..)| path != other && path.starts_with(other))
+        };
+        self.duplicates
+            .iter()
+            .filter(move |(path, ..)| !repeated(path))
     }
 
     /// Where the value at `path` begins.
@@ -204,6 +224,20 @@ sinks: {out: {type: console}}
                 line: 8,
                 column: 15
             }
+        );
+    }
+
+    #[test]
+    fn keys_given_twice_are_found() {
+        let index = SpanIndex::build("a:\n  b: {x: 1}\n  c: 2\n  b: {x: 3}\n");
+        let found: Vec<_> = index.duplicates().collect();
+        assert_eq!(
+            found,
+            [&(
+                path(&["a", "b"]),
+                Mark { line: 4, column: 3 },
+                Mark { line: 2, column: 3 }
+            )]
         );
     }
 

@@ -53,52 +53,43 @@ struct Shape<'a> {
 impl Graph {
     /// Checks `config` and builds its components; `None` if anything was wrong (all of
     /// it reported to `diag`). `base` is the folder relative paths start from.
+    ///
+    /// Components are built even when decoding already found errors, so that a bad
+    /// regex is reported with a typo elsewhere; the edges are checked only when every
+    /// node decoded, since an input naming a node that failed to decode is no error.
     pub fn build(
         config: &PipelineConfig,
         base: &Path,
         options: &BuildOptions,
         diag: &mut Diagnostics,
     ) -> Option<Graph> {
-        let shapes: Vec<Shape> = config
-            .sources
-            .iter()
-            .map(|n| shape(n, "source", &[], n.config.outputs()))
-            .chain(
-                config
-                    .stages
-                    .iter()
-                    .map(|n| shape(n, "stage", n.config.accepts(), n.config.outputs())),
+        let decoded_cleanly = !diag.has_errors();
+        let sources = config.sources.iter().map(|n| {
+            let shape = shape(n, "source", &[], n.config.outputs());
+            (
+                shape,
+                Some(Component::Source(n.config.build(base, options.once))),
             )
-            .chain(
-                config
-                    .sinks
-                    .iter()
-                    .map(|n| shape(n, "sink", n.config.accepts(), &[])),
-            )
-            .collect();
+        });
+        let stages = config.stages.iter().map(|n| {
+            let shape = shape(n, "stage", n.config.accepts(), n.config.outputs());
+            (shape, n.config.build(diag).map(Component::Stage))
+        });
+        let sinks = config.sinks.iter().map(|n| {
+            let shape = shape(n, "sink", n.config.accepts(), &[]);
+            (shape, Some(Component::Sink(n.config.build())))
+        });
+        let (shapes, components): (Vec<Shape>, Vec<Option<Component>>) =
+            sources.chain(stages).chain(sinks).unzip();
+        if !decoded_cleanly {
+            return None;
+        }
         let inputs = resolve(&shapes, diag);
-        if diag.has_errors() {
-            return None;
-        }
         check_cycles(&shapes, &inputs, diag);
-        warn_unused(&shapes, &inputs, diag);
-
-        let sources = config
-            .sources
-            .iter()
-            .map(|n| Some(Component::Source(n.config.build(base, options.once))));
-        let stages = config
-            .stages
-            .iter()
-            .map(|n| n.config.build(diag).map(Component::Stage));
-        let sinks = config
-            .sinks
-            .iter()
-            .map(|n| Some(Component::Sink(n.config.build())));
-        let components: Vec<Option<Component>> = sources.chain(stages).chain(sinks).collect();
         if diag.has_errors() {
             return None;
         }
+        warn_unused(&shapes, &inputs, diag);
         let nodes = shapes
             .iter()
             .zip(inputs)
@@ -106,7 +97,7 @@ impl Graph {
             .map(|((shape, inputs), component)| Node {
                 id: shape.id.to_owned(),
                 inputs,
-                component: component.expect("no errors"),
+                component: component.expect("no errors, so every component was built"),
             })
             .collect();
         Some(Graph { nodes })
@@ -207,7 +198,9 @@ fn resolve(shapes: &[Shape], diag: &mut Diagnostics) -> Vec<Vec<usize>> {
                     &at,
                     format!("input `{input}` is a sink; only sources and stages emit events"),
                 );
-            } else if !from.outputs.iter().any(|kind| shape.accepts.contains(kind)) {
+                continue;
+            }
+            if !from.outputs.iter().any(|kind| shape.accepts.contains(kind)) {
                 let message = format!(
                     "input `{input}` emits {}, but this {} takes only {}",
                     kinds(from.outputs),
@@ -215,7 +208,9 @@ fn resolve(shapes: &[Shape], diag: &mut Diagnostics) -> Vec<Vec<usize>> {
                     kinds(shape.accepts)
                 );
                 diag.error(&at, message);
-            } else if !inputs.contains(&upstream) {
+            }
+            // Kept even when the kinds do not fit, so that cycles are still found.
+            if !inputs.contains(&upstream) {
                 inputs.push(upstream);
             }
         }

@@ -145,11 +145,7 @@ fn concat(children: &[Info]) -> Info {
     let exact = children.iter().try_fold(vec![Vec::new()], |acc, child| {
         product(&acc, child.exact.as_ref()?)
     });
-    let prefix = edge(
-        children.iter(),
-        |child| child.prefix.as_ref(),
-        product,
-    );
+    let prefix = edge(children.iter(), |child| child.prefix.as_ref(), product);
     let suffix = edge(
         children.iter().rev(),
         |child| child.suffix.as_ref(),

@@ -115,14 +115,13 @@ impl LogPatternsConfig {
                     config.name, first.origin
                 );
                 diag.error(&config.origin.key("name"), message);
-                continue;
             }
             match CompiledPattern::compile(config) {
                 Ok(pattern) => compiled.push(pattern),
                 Err(message) => diag.error(&config.origin.key("pattern"), message),
             }
         }
-        if compiled.len() < self.patterns.len() {
+        if diag.has_errors() {
             return None;
         }
         match Matcher::new(compiled) {

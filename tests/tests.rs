@@ -1,0 +1,9 @@
+//! Integration tests: the real `aegis` binary on real files, in temporary folders.
+//! One binary (see `autotests = false` in Cargo.toml), one module per area.
+
+mod cli;
+mod config_errors;
+mod examples;
+mod loghub;
+mod tail;
+mod util;

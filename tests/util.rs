@@ -1,0 +1,198 @@
+//! Helpers shared by the integration tests: the real `aegis` binary, run on temporary
+//! files, with its output read as it comes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen in well under a second;
+/// generous because the test machine may be loaded.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The `aegis` binary built for these tests.
+pub fn aegis() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aegis"))
+}
+
+/// The repository's root, where `config/`, `pipelines/` and `tests/` are.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary folder with a configuration and log files in it.
+pub struct Scene {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    pub fn new() -> Scene {
+        Scene {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `config.yaml` and returns its path.
+    pub fn config(&self, yaml: &str) -> PathBuf {
+        let path = self.path("config.yaml");
+        std::fs::write(&path, yaml).expect("config written");
+        path
+    }
+
+    /// Starts `aegis run` on this scene's configuration.
+    pub fn run(&self, extra: &[&str]) -> Running {
+        let mut command = aegis();
+        command.arg("run").args(extra).arg(self.path("config.yaml"));
+        Running::start(command)
+    }
+}
+
+/// A running `aegis`, its standard output and error read line by line as they come.
+pub struct Running {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// Everything read from standard output so far.
+    pub out: Vec<String>,
+    /// Everything read from standard error so far.
+    pub err: Vec<String>,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Running {
+        let mut child = command
+            .env("AEGIS_LOG", "aegis=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("aegis starts");
+        let stdout = lines_of(child.stdout.take().expect("piped"));
+        let stderr = lines_of(child.stderr.take().expect("piped"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            out: Vec::new(),
+            err: Vec::new(),
+        }
+    }
+
+    /// Reads standard output until `done` holds for what was read, or fails the test
+    /// after [`PATIENCE`].
+    pub fn wait_out(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done(&self.out) {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    // Take all that has arrived before checking again: `done` may look
+                    // at every line so far.
+                    self.out.push(line);
+                    self.out.extend(self.stdout.try_iter());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("timed out waiting for {what}"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail(&format!("output ended before {what}"))
+                }
+            }
+        }
+    }
+
+    /// Reads standard error until a line contains `needle` `count` times in all.
+    pub fn wait_err(&mut self, needle: &str, count: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.err.iter().filter(|line| line.contains(needle)).count() < count {
+            match self
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self.err.push(line),
+                Err(_) => self.fail(&format!("no `{needle}` on standard error")),
+            }
+        }
+    }
+
+    /// Sends SIGTERM, waits for the exit and reads all the rest of the output.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let status = self.wait();
+        self.out.extend(self.stdout.iter());
+        self.err.extend(self.stderr.iter());
+        status
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for aegis") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.fail("aegis did not exit");
+            }
+            // Polling the child's status: there is no blocking wait with a deadline.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        self.err.extend(self.stderr.try_iter());
+        panic!(
+            "{why}\n--- stdout ({} lines, last 20):\n{}\n--- stderr:\n{}",
+            self.out.len(),
+            last(&self.out, 20),
+            last(&self.err, 40)
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn last(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// The JSON objects among `lines` whose `event` is `kind`.
+pub fn events<'a>(
+    lines: &'a [String],
+    kind: &'a str,
+) -> impl Iterator<Item = serde_json::Value> + 'a {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(move |value| value["event"] == kind)
+}
