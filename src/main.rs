@@ -136,6 +136,17 @@ fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, ExitCode> {
     }
 }
 
+/// Writes `text` to standard output; a reader that went away (`| head`) is no error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn print_warnings(file: &Path, warnings: &[Diagnostic]) {
     for warning in warnings {
         eprintln!("warning: {}", warning.display(file));
@@ -165,7 +176,7 @@ fn expand(file: &Path) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     print_warnings(file, &loaded.warnings);
-    print!("{}", loaded.pipeline.to_yaml());
+    print_out(&loaded.pipeline.to_yaml())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -215,8 +226,10 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .report(started.elapsed());
             match format {
-                Format::Human => println!("{report}"),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Human => print_out(&format!("{report}\n"))?,
+                Format::Json => {
+                    print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?
+                }
             }
         }
         Ok(match outcome {

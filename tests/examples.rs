@@ -1,7 +1,7 @@
 //! Every shipped example must load: the files in `config/` and `pipelines/` are
 //! validated and expanded, so that none of them can rot.
 
-use crate::util::{aegis, repo};
+use crate::util::{Scene, aegis, repo};
 
 fn example_files() -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();

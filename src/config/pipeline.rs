@@ -210,31 +210,34 @@ impl PipelineConfig {
     /// The configuration in the pipeline form, as YAML: what `config expand` prints.
     pub fn to_yaml(&self) -> String {
         let mut top = Mapping::new();
-        let mut add = |section: &str, nodes: Vec<(String, Vec<String>, Value)>| {
-            if nodes.is_empty() {
-                return;
+        let sections = [
+            ("sources", section(&self.sources)),
+            ("stages", section(&self.stages)),
+            ("sinks", section(&self.sinks)),
+        ];
+        for (name, nodes) in sections {
+            if !nodes.is_empty() {
+                top.insert(name.into(), Value::Mapping(nodes));
             }
-            let mut map = Mapping::new();
-            for (id, inputs, config) in nodes {
-                let mut node = match config {
-                    Value::Mapping(node) => node,
-                    other => Mapping::from_iter([(Value::from("options"), other)]),
-                };
-                if !inputs.is_empty() {
-                    node.insert("inputs".into(), inputs.into());
-                }
-                map.insert(id.into(), Value::Mapping(node));
-            }
-            top.insert(section.into(), Value::Mapping(map));
-        };
-        add("sources", self.sources.iter().map(node_value).collect());
-        add("stages", self.stages.iter().map(node_value).collect());
-        add("sinks", self.sinks.iter().map(node_value).collect());
+        }
         serde_norway::to_string(&top).expect("configuration serializes")
     }
 }
 
-fn node_value<C: serde::Serialize>(node: &NodeConfig<C>) -> (String, Vec<String>, Value) {
-    let config = serde_norway::to_value(&node.config).expect("configuration serializes");
-    (node.id.clone(), node.inputs.clone(), config)
+/// The nodes of one section as a YAML map: id → the component's options, tagged with
+/// its `type` by serde, plus `inputs`.
+fn section<C: serde::Serialize>(nodes: &[NodeConfig<C>]) -> Mapping {
+    let mut section = Mapping::new();
+    for node in nodes {
+        let mut fields =
+            match serde_norway::to_value(&node.config).expect("configuration serializes") {
+                Value::Mapping(fields) => fields,
+                _ => unreachable!("component configs are tagged enums of structs"),
+            };
+        if !node.inputs.is_empty() {
+            fields.insert("inputs".into(), node.inputs.clone().into());
+        }
+        section.insert(node.id.as_str().into(), Value::Mapping(fields));
+    }
+    section
 }

@@ -55,8 +55,6 @@ pub trait Sink: Send {
 /// Why a node stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("cannot watch files for changes: {0}")]
-    Watch(#[from] notify::Error),
     #[error("a blocking task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("{what}: {source}")]

@@ -131,6 +131,25 @@ impl LogTailConfig {
     }
 }
 
+/// Adds a watch on each folder not watched yet. A folder that does not exist yet is
+/// tried again on the next poll; any other failure (such as the inotify watch limit) is
+/// logged once per folder, and the scan interval covers for it.
+fn watch_folders(
+    watcher: &mut notify::RecommendedWatcher,
+    folders: &[PathBuf],
+    watched: &mut Vec<PathBuf>,
+) {
+    for folder in folders {
+        if watched.contains(folder) || !folder.is_dir() {
+            continue;
+        }
+        if let Err(err) = watcher.watch(folder, RecursiveMode::NonRecursive) {
+            tracing::warn!(folder = %folder.display(), error = %err, "Cannot watch the folder; checking it every scan interval instead.");
+        }
+        watched.push(folder.clone());
+    }
+}
+
 /// A running `log_tail` source.
 pub struct LogTail {
     service: ServiceName,
@@ -189,9 +208,9 @@ impl LogTail {
     async fn follow(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
         let wake = Arc::new(Notify::new());
         let rescan = Arc::new(AtomicBool::new(true));
-        let mut watcher = {
+        let on_event = {
             let (wake, rescan) = (Arc::clone(&wake), Arc::clone(&rescan));
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            move |event: notify::Result<notify::Event>| {
                 // Creations, renames and removals can change what a glob matches; an
                 // error (such as a queue overflow) may have hidden any of them.
                 let changes_names = event.map_or(true, |event| {
@@ -206,19 +225,21 @@ impl LogTail {
                 }
                 // `Notify` keeps one permit: a burst of events is one wake-up.
                 wake.notify_one();
-            })?
+            }
         };
+        // Without notifications (no inotify, its limits reached, a filesystem that sends
+        // none) the scan interval still finds every change, only later.
+        let mut watcher = notify::recommended_watcher(on_event)
+            .inspect_err(|err| {
+                tracing::warn!(error = %err, "Cannot watch files for changes; checking them every scan interval instead.");
+            })
+            .ok();
         let mut watched: Vec<PathBuf> = Vec::new();
         let mut scan = tokio::time::interval(self.scan_interval);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            for folder in lock(&self.tailer).folders() {
-                // A folder that does not exist yet is tried again on the next scan.
-                if !watched.contains(&folder)
-                    && watcher.watch(&folder, RecursiveMode::NonRecursive).is_ok()
-                {
-                    watched.push(folder);
-                }
+            if let Some(watcher) = watcher.as_mut() {
+                watch_folders(watcher, &lock(&self.tailer).folders(), &mut watched);
             }
             let (progress, chunks) = self.poll(rescan.swap(false, Ordering::Relaxed)).await?;
             if self.send(&out, chunks).await.is_err() {
