@@ -56,6 +56,26 @@ fn every_example_validates_and_expands() {
             yaml.contains("sources:") && yaml.contains("sinks:"),
             "{yaml}"
         );
+
+        // The expansion is itself a configuration, and an equivalent one. (Files need
+        // not exist to load, so the copy may live elsewhere.)
+        let scene = Scene::new();
+        let copy = scene.config(&yaml);
+        let again = aegis()
+            .args(["config", "expand"])
+            .arg(&copy)
+            .output()
+            .expect("aegis runs");
+        assert!(
+            again.status.success(),
+            "the expansion of {} does not load",
+            file.display()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            yaml,
+            "expanding twice changes nothing"
+        );
     }
 }
 

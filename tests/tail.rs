@@ -220,6 +220,8 @@ fn once_counts_awkward_lines_exactly() {
     bytes.extend_from_slice(b"ERROR crlf\r\n");
     bytes.extend_from_slice(format!("ERROR long {}\n", "x".repeat(300)).as_bytes());
     bytes.extend_from_slice(b"ERROR bad utf-8 \xff\xfe\n");
+    bytes.extend_from_slice(format!("INFO also long {}\n", "y".repeat(200)).as_bytes());
+    bytes.extend_from_slice(b"INFO also bad \xc3\n");
     bytes.extend_from_slice(b"ERROR ends with CR only, then the real end\r\n");
     bytes.extend_from_slice(b"ERROR last line without newline");
     fs::write(scene.path("app.log"), &bytes).unwrap();
@@ -245,12 +247,24 @@ fn once_counts_awkward_lines_exactly() {
             file["cut"].as_u64(),
             file["lossy"].as_u64()
         ),
-        (Some(5), Some(1), Some(1))
+        (Some(7), Some(2), Some(2))
+    );
+    // Each kind of bad line is logged once per file, and counted every time.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("Line longer than max_line_bytes").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Line with invalid UTF-8").count(),
+        1,
+        "{stderr}"
     );
     // `$` holds before CRLF; the lossy line is matched after repair; the cut line is not
     // matched past its bound; the last line counts though it has no newline.
     assert_eq!(report["patterns"][0]["matches"], 4, "{report}");
-    let lines: Vec<String> = stdout.lines().take(5).map(String::from).collect();
+    let lines: Vec<String> = stdout.lines().take(7).map(String::from).collect();
     let printed: Vec<String> = events(&lines, "log_line")
         .map(|e| e["line"].as_str().unwrap().to_owned())
         .collect();

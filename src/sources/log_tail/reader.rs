@@ -88,6 +88,10 @@ pub struct FileReader {
     /// The first bytes of the file as read, at most [`HEAD_BYTES`].
     head: Vec<u8>,
     max_line: usize,
+    /// Whether a cut line, and a lossy line, of this file were logged already: each
+    /// kind is logged once per file and counted always.
+    logged_cut: bool,
+    logged_lossy: bool,
 }
 
 impl FileReader {
@@ -109,6 +113,8 @@ impl FileReader {
             skip: Skip::Nothing,
             head: Vec::new(),
             max_line,
+            logged_cut: false,
+            logged_lossy: false,
         };
         reader.head = reader.read_head(offset.min(HEAD_BYTES as u64) as usize)?;
         // Starting at the end of a file whose last line is unfinished: its rest is not
@@ -189,6 +195,24 @@ impl FileReader {
             return None;
         }
         Some(finish_block(complete, overlong, self.max_line, cut_rest))
+    }
+
+    /// Logs the first cut line and the first lossy line of the file; later ones are
+    /// only counted (in the block, and from there in metrics).
+    pub fn log_first_problems(&mut self, name: &str, block: &Block) {
+        if block.cut > 0 && !std::mem::replace(&mut self.logged_cut, true) {
+            tracing::warn!(
+                path = name,
+                max_line_bytes = self.max_line,
+                "Line longer than max_line_bytes, cut to it; further ones are counted, not logged."
+            );
+        }
+        if block.lossy > 0 && !std::mem::replace(&mut self.logged_lossy, true) {
+            tracing::warn!(
+                path = name,
+                "Line with invalid UTF-8, decoded with replacement characters; further ones are counted, not logged."
+            );
+        }
     }
 
     /// The unfinished last line, as a line: for the end of a file that will not grow

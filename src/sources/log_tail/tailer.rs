@@ -386,6 +386,9 @@ fn drain(
         match reader.read_block(budget - *spent) {
             Ok((block, at_end)) => {
                 *spent += (reader.offset() - before) as usize;
+                if let Some(block) = &block {
+                    reader.log_first_problems(name, block);
+                }
                 out.extend(block.map(|block| Chunk {
                     path: name.clone(),
                     block,
