@@ -185,22 +185,10 @@ impl LogTail {
     /// `--once`: read every file to its end (or until shutdown), flush unfinished last
     /// lines, stop.
     async fn read_once(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
-        let mut first = true;
-        while !shutdown.is_cancelled() {
-            let (progress, chunks) = self.poll(std::mem::take(&mut first)).await?;
-            if self.send(&out, chunks).await.is_err() {
-                return Ok(());
-            }
-            if progress == Progress::Idle {
-                break;
-            }
-        }
+        self.read_to_end(&out, || shutdown.is_cancelled()).await?;
         for unmatched in lock(&self.tailer).unmatched() {
             tracing::warn!(path = %unmatched, "No file matches the configured path.");
         }
-        let mut chunks = Vec::new();
-        lock(&self.tailer).finish(&mut chunks);
-        let _ = self.send(&out, chunks).await;
         Ok(())
     }
 
@@ -264,15 +252,25 @@ impl LogTail {
     /// unfinished last lines, so that every line written before the signal is sent.
     async fn drain_and_finish(self, out: Output) -> Result<(), NodeError> {
         let deadline = Instant::now() + FINAL_DRAIN;
-        while Instant::now() < deadline {
+        self.read_to_end(&out, || Instant::now() >= deadline).await
+    }
+
+    /// Reads until every file is at its end (or `stop` says so), then sends the
+    /// unfinished last lines as lines: nothing more will be read.
+    async fn read_to_end(&self, out: &Output, stop: impl Fn() -> bool) -> Result<(), NodeError> {
+        while !stop() {
             let (progress, chunks) = self.poll(false).await?;
-            if self.send(&out, chunks).await.is_err() || progress == Progress::Idle {
+            if self.send(out, chunks).await.is_err() {
+                return Ok(());
+            }
+            if progress == Progress::Idle {
                 break;
             }
         }
         let mut chunks = Vec::new();
         lock(&self.tailer).finish(&mut chunks);
-        let _ = self.send(&out, chunks).await;
+        // Nobody left to take them is no error at the end.
+        let _ = self.send(out, chunks).await;
         Ok(())
     }
 

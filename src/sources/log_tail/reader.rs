@@ -57,14 +57,16 @@ pub struct Block {
     pub lossy: u32,
 }
 
-/// What [`FileReader::check_rewritten`] found.
+/// What one [`FileReader::read_block`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rewritten {
-    No,
-    /// Reading starts over at offset 0; `partial` is the line that was unfinished.
-    Restarted {
-        partial: Option<Block>,
-    },
+pub enum ReadOutcome {
+    /// The complete lines now available, if any, and whether the read reached the end
+    /// of the file.
+    Lines { block: Option<Block>, at_end: bool },
+    /// The file was truncated or rewritten in place (copytruncate): what was just read
+    /// is dropped, reading starts over at offset 0, and `partial` is the line that was
+    /// unfinished before, as a line.
+    Restarted { partial: Option<Block> },
 }
 
 /// What to drop at the start of the next data.
@@ -142,9 +144,13 @@ impl FileReader {
         &self.head
     }
 
-    /// Reads up to `budget` bytes and returns the complete lines now available, if
-    /// any, and whether the read reached the end of the file.
-    pub fn read_block(&mut self, budget: usize) -> io::Result<(Option<Block>, bool)> {
+    /// Reads up to `budget` bytes and returns the complete lines now available.
+    ///
+    /// The check for a truncation comes *after* the read: a copytruncate can happen
+    /// between any two reads, and then the old offset points into the middle of the new
+    /// content. Checked afterwards, nothing read at a stale offset is passed on: the
+    /// file is shorter than what was read, or its first bytes changed.
+    pub fn read_block(&mut self, budget: usize) -> io::Result<ReadOutcome> {
         let kept = self.pending.len();
         self.pending.resize(kept + budget, 0);
         let read = match self.file.read(&mut self.pending[kept..]) {
@@ -156,10 +162,30 @@ impl FileReader {
         };
         self.pending.truncate(kept + read);
         self.offset += read as u64;
+        if self.rewritten()? {
+            self.pending.truncate(kept);
+            let partial = self.flush_partial();
+            self.file.seek(SeekFrom::Start(0))?;
+            self.offset = 0;
+            self.skip = Skip::Nothing;
+            self.head.clear();
+            return Ok(ReadOutcome::Restarted { partial });
+        }
         if self.head.len() < HEAD_BYTES && self.offset > self.head.len() as u64 {
             self.head = self.read_head(self.offset.min(HEAD_BYTES as u64) as usize)?;
         }
-        Ok((self.take_lines(), read == 0))
+        Ok(ReadOutcome::Lines {
+            block: self.take_lines(),
+            at_end: read == 0,
+        })
+    }
+
+    /// Whether the file is shorter than what was read from it, or its first bytes are
+    /// not the ones remembered.
+    fn rewritten(&self) -> io::Result<bool> {
+        let size = self.file.metadata()?.len();
+        Ok(size < self.offset
+            || (!self.head.is_empty() && self.read_head(self.head.len())? != self.head))
     }
 
     /// Cuts the complete lines out of `pending`, applying the bound and UTF-8 checks.
@@ -224,24 +250,6 @@ impl FileReader {
         }
         self.pending.extend_from_slice(b"\n");
         self.take_lines()
-    }
-
-    /// Whether the file was truncated or rewritten in place (copytruncate) since it was
-    /// last read: shorter than what was read, or its first bytes changed. If so, the
-    /// unfinished line is returned as a line and reading starts over from the start.
-    pub fn check_rewritten(&mut self) -> io::Result<Rewritten> {
-        let size = self.file.metadata()?.len();
-        let rewritten = size < self.offset
-            || (!self.head.is_empty() && self.read_head(self.head.len())? != self.head);
-        if !rewritten {
-            return Ok(Rewritten::No);
-        }
-        let partial = self.flush_partial();
-        self.file.seek(SeekFrom::Start(0))?;
-        self.offset = 0;
-        self.skip = Skip::Nothing;
-        self.head.clear();
-        Ok(Rewritten::Restarted { partial })
     }
 
     fn read_head(&self, len: usize) -> io::Result<Vec<u8>> {
@@ -368,7 +376,10 @@ mod tests {
     }
 
     fn read(reader: &mut FileReader) -> Option<Block> {
-        reader.read_block(1 << 16).unwrap().0
+        match reader.read_block(1 << 16).unwrap() {
+            ReadOutcome::Lines { block, .. } => block,
+            ReadOutcome::Restarted { .. } => panic!("unexpected restart"),
+        }
     }
 
     fn text(block: Option<Block>) -> String {
@@ -438,25 +449,37 @@ mod tests {
 
     #[test]
     fn truncation_and_rewrite_in_place_are_noticed() {
-        let mut f = fixture(b"first line of the old file\n");
+        let mut f = fixture(b"first line of the old file\nhalf");
         let mut reader = FileReader::open(&f.path, Start::Beginning, 100).unwrap();
         assert_eq!(text(read(&mut reader)), "first line of the old file\n");
-        assert_eq!(reader.check_rewritten().unwrap(), Rewritten::No);
 
-        // copytruncate, then the writer goes on past the old size before we look.
+        // copytruncate, then the writer goes on past the old size before we look: the
+        // read at the old offset lands mid-line in the new content and is dropped.
         f.writer.set_len(0).unwrap();
         f.writer.seek(SeekFrom::Start(0)).unwrap();
         f.writer
             .write_all(b"another line, longer than the first one was\n")
             .unwrap();
-        assert!(matches!(
-            reader.check_rewritten().unwrap(),
-            Rewritten::Restarted { partial: None }
-        ));
+        let restarted = reader.read_block(1 << 16).unwrap();
+        let ReadOutcome::Restarted { partial } = restarted else {
+            panic!("{restarted:?}")
+        };
+        assert_eq!(
+            text(partial),
+            "half\n",
+            "the unfinished line read before is kept"
+        );
         assert_eq!(
             text(read(&mut reader)),
             "another line, longer than the first one was\n"
         );
+
+        // Truncated to less than was read: noticed as well.
+        f.writer.set_len(5).unwrap();
+        assert!(matches!(
+            reader.read_block(1 << 16).unwrap(),
+            ReadOutcome::Restarted { partial: None }
+        ));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reader::{Block, FileReader, Identity, Rewritten, Start};
+use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
 
 /// How many closed files are remembered, to resume them if they reappear.
 const REMEMBERED_FILES: usize = 1024;
@@ -183,21 +183,6 @@ impl Tailer {
         for step in 0..count {
             let index = (self.cursor + step) % count.max(1);
             let reading = &mut self.reading[index];
-            // Checked before reading: after a copytruncate the old offset points into
-            // the middle of the new content.
-            match reading.reader.check_rewritten() {
-                Ok(Rewritten::No) => {}
-                Ok(Rewritten::Restarted { partial }) => {
-                    tracing::info!(path = %reading.name, "File was truncated; reading it again from the start.");
-                    out.extend(partial.map(|block| Chunk {
-                        path: reading.name.clone(),
-                        block,
-                    }));
-                }
-                Err(err) => {
-                    tracing::warn!(path = %reading.name, error = %err, "Cannot check the file for truncation.")
-                }
-            }
             if !drain(&mut reading.reader, &reading.name, budget, &mut spent, out) {
                 self.cursor = index;
                 return Progress::More;
@@ -378,24 +363,28 @@ fn drain(
     spent: &mut usize,
     out: &mut Vec<Chunk>,
 ) -> bool {
-    loop {
-        if *spent >= budget {
-            return false;
-        }
+    while *spent < budget {
         let before = reader.offset();
         match reader.read_block(budget - *spent) {
-            Ok((block, at_end)) => {
+            Ok(ReadOutcome::Lines { block, at_end }) => {
                 *spent += (reader.offset() - before) as usize;
-                if let Some(block) = &block {
-                    reader.log_first_problems(name, block);
+                if let Some(block) = block {
+                    reader.log_first_problems(name, &block);
+                    out.push(Chunk {
+                        path: name.clone(),
+                        block,
+                    });
                 }
-                out.extend(block.map(|block| Chunk {
-                    path: name.clone(),
-                    block,
-                }));
                 if at_end {
                     return true;
                 }
+            }
+            Ok(ReadOutcome::Restarted { partial }) => {
+                tracing::info!(path = %name, "File was truncated; reading it again from the start.");
+                out.extend(partial.map(|block| Chunk {
+                    path: name.clone(),
+                    block,
+                }));
             }
             Err(err) => {
                 tracing::warn!(path = %name, error = %err, "Cannot read the file; will try again.");
@@ -403,6 +392,7 @@ fn drain(
             }
         }
     }
+    false
 }
 
 #[cfg(test)]
