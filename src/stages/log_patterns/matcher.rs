@@ -141,7 +141,6 @@ impl Matcher {
                 found,
             );
         }
-        let paths = usize::from(self.prefilter.is_some()) + usize::from(self.scan.is_some());
         if let Some(scan) = &self.scan {
             scan.find(block, &mut self.patterns, found);
         }
@@ -160,7 +159,13 @@ impl Matcher {
                 start = end + 1;
             }
         }
-        if paths + usize::from(!self.every_line.is_empty()) > 1 {
+        // Each path finds its matches in line order; only several paths need merging.
+        let paths = [
+            self.prefilter.is_some(),
+            self.scan.is_some(),
+            !self.every_line.is_empty(),
+        ];
+        if paths.into_iter().filter(|&used| used).count() > 1 {
             found[first..].sort_unstable_by_key(|m| (m.start, m.pattern));
         }
     }
