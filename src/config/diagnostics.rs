@@ -162,53 +162,33 @@ impl<'a> Diagnostics<'a> {
 
     /// Records an error about the value at `path`.
     pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let mark = self.spans.value_mark(path);
-        push_unique(
-            &mut self.errors,
-            Diagnostic {
-                mark,
-                path: path.clone(),
-                message: message.into(),
-            },
-        );
+        self.error_at_mark(self.spans.value_mark(path), path, message);
     }
 
     /// Records an error about the key at `path` itself (an unknown or misplaced key).
     pub fn error_at_key(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let mark = self.spans.key_mark(path);
-        push_unique(
-            &mut self.errors,
-            Diagnostic {
-                mark,
-                path: path.clone(),
-                message: message.into(),
-            },
-        );
+        self.error_at_mark(self.spans.key_mark(path), path, message);
     }
 
     /// Records an error at a place given by the parser rather than the span index.
     pub fn error_at_mark(&mut self, mark: Mark, path: &KeyPath, message: impl Into<String>) {
-        push_unique(
-            &mut self.errors,
-            Diagnostic {
-                mark,
-                path: path.clone(),
-                message: message.into(),
-            },
-        );
+        let diagnostic = Diagnostic {
+            mark,
+            path: path.clone(),
+            message: message.into(),
+        };
+        push_unique(&mut self.errors, diagnostic);
     }
 
     /// Records something that is allowed but probably not what the user meant.
     pub fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
         let mark = self.spans.key_mark(path);
-        push_unique(
-            &mut self.warnings,
-            Diagnostic {
-                mark,
-                path: path.clone(),
-                message: message.into(),
-            },
-        );
+        let diagnostic = Diagnostic {
+            mark,
+            path: path.clone(),
+            message: message.into(),
+        };
+        push_unique(&mut self.warnings, diagnostic);
     }
 
     pub fn has_errors(&self) -> bool {
