@@ -447,4 +447,113 @@ plain FATALITY is not FATAL?\n\
             [(0, 0), (1, 1)]
         );
     }
+
+    /// A small seeded generator (xorshift64), so the random test is the same every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    const WORDS: [&str; 14] = [
+        "error", "Error", "ERROR", "fail", "timeout", "time", "kill", "ok", "db", "sk", "5", "=",
+        ".", "é",
+    ];
+
+    /// A random pattern from literals, classes, anchors, alternation, repetition, case
+    /// insensitivity and (sometimes) lookaround or a backreference.
+    fn random_pattern(rng: &mut Rng, depth: usize) -> String {
+        let atom = |rng: &mut Rng| -> String {
+            match rng.below(9) {
+                0..=3 => regex_syntax::escape(rng.pick(&WORDS)),
+                4 => rng
+                    .pick(&["[0-9]", r"\d", "[a-f]", r"\w", r"\S", ".", "[kK]", "[^ ]"])
+                    .to_owned(),
+                5 => rng.pick(&["^", "$", r"\b"]).to_owned(),
+                6 if depth < 2 => format!(
+                    "(?:{}|{})",
+                    random_pattern(rng, depth + 1),
+                    random_pattern(rng, depth + 1)
+                ),
+                7 if depth < 2 => format!(
+                    "({}){}",
+                    random_pattern(rng, depth + 1),
+                    rng.pick(&["?", "*", "+", "{2}", "{1,3}"])
+                ),
+                _ => " ".to_owned(),
+            }
+        };
+        let mut pattern: String = (0..1 + rng.below(4)).map(|_| atom(rng)).collect();
+        if depth == 0 {
+            match rng.below(10) {
+                0..=2 => pattern.insert_str(0, "(?i)"),
+                3 => pattern.push_str(&format!("(?!{})", regex_syntax::escape(rng.pick(&WORDS)))),
+                4 => pattern.insert_str(
+                    0,
+                    &format!("(?<={})", regex_syntax::escape(rng.pick(&WORDS))),
+                ),
+                5 => pattern = format!("({}) .*\\1", regex_syntax::escape(rng.pick(&WORDS))),
+                _ => {}
+            }
+        }
+        pattern
+    }
+
+    fn random_block(rng: &mut Rng) -> String {
+        let mut block = String::new();
+        for _ in 0..rng.below(40) {
+            for _ in 0..rng.below(8) {
+                block.push_str(rng.pick(&WORDS));
+                block.push_str(rng.pick(&[" ", " ", "", "=", "\u{212a}", "\u{17f}", "7"]));
+            }
+            block.push_str(rng.pick(&["\n", "\n", "\r\n"]));
+        }
+        block
+    }
+
+    #[test]
+    fn random_patterns_agree_with_testing_each_line_alone() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        let (mut matched, mut paths) = (0, [0; 3]);
+        for _ in 0..300 {
+            let patterns: Vec<String> = (0..1 + rng.below(4))
+                .map(|_| random_pattern(&mut rng, 0))
+                .collect();
+            let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            let mut m = matcher(&patterns);
+            let used = [
+                m.prefilter.is_some(),
+                m.scan.is_some(),
+                !m.every_line.is_empty(),
+            ];
+            for (count, used) in paths.iter_mut().zip(used) {
+                *count += usize::from(used);
+            }
+            for _ in 0..5 {
+                let block = random_block(&mut rng);
+                let expected = reference(&patterns, &block);
+                assert_eq!(
+                    matches(&mut m, &block),
+                    expected,
+                    "patterns {patterns:?}\nblock {block:?}"
+                );
+                matched += expected.len();
+            }
+        }
+        // The test means something only if the cases match often and use every path.
+        assert!(matched > 5_000, "{matched} matches");
+        assert!(
+            paths.iter().all(|&count| count > 20),
+            "matchers per path: {paths:?}"
+        );
+    }
 }
