@@ -142,11 +142,12 @@ mod tests {
     use crate::pipeline::graph::Node;
     use crate::pipeline::{Sink, Source};
     use futures::future::BoxFuture;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, UNIX_EPOCH};
 
-    /// Emits `count` one-line blocks, then ends.
-    struct Counting(u32);
+    /// Emits `count` one-line blocks, then ends; counts what it sent in `sent`.
+    struct Counting(u32, Arc<AtomicUsize>);
 
     impl Source for Counting {
         fn run(
@@ -156,23 +157,28 @@ mod tests {
         ) -> BoxFuture<'static, Result<(), NodeError>> {
             Box::pin(async move {
                 for n in 0..self.0 {
-                    let text = bytes::Bytes::from(format!("{n}\n"));
-                    let event = LogLines {
-                        service: "s".into(),
-                        path: "p".into(),
-                        at: UNIX_EPOCH,
-                        text,
-                        lines: 1,
-                        cut: 0,
-                        lossy: 0,
-                    };
-                    if out.send(vec![Event::LogLines(event)]).await.is_err() {
+                    let event = lines(&format!("{n}\n"));
+                    if out.send(vec![event]).await.is_err() {
                         break;
                     }
+                    self.1.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(())
             })
         }
+    }
+
+    fn lines(text: &str) -> Event {
+        let text = bytes::Bytes::from(text.to_owned());
+        Event::LogLines(LogLines {
+            service: "s".into(),
+            path: "p".into(),
+            at: UNIX_EPOCH,
+            text,
+            lines: 1,
+            cut: 0,
+            lossy: 0,
+        })
     }
 
     /// Passes events on and emits one more event per tick.
@@ -183,37 +189,40 @@ mod tests {
             out.push(event.clone());
         }
         fn on_tick(&mut self, _: SystemTime, out: &mut Vec<Event>) {
-            let text = bytes::Bytes::from_static(b"tick\n");
-            out.push(Event::LogLines(LogLines {
-                service: "s".into(),
-                path: "tick".into(),
-                at: UNIX_EPOCH,
-                text,
-                lines: 1,
-                cut: 0,
-                lossy: 0,
-            }));
+            out.push(lines("tick\n"));
         }
         fn tick_interval(&self) -> Option<Duration> {
             Some(Duration::from_secs(3600))
         }
     }
 
-    /// Records the text of every block; slow on purpose if asked to be.
-    struct Collect(Arc<Mutex<Vec<String>>>, Duration);
+    /// Records the text of every block, taking `delay` per batch. With `lag`, it also
+    /// records the most the source was ever ahead of it, in events.
+    struct Collect {
+        seen: Arc<Mutex<Vec<String>>>,
+        delay: Duration,
+        lag: Option<(Arc<AtomicUsize>, Arc<AtomicUsize>)>,
+    }
 
     impl Sink for Collect {
         fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
             Box::pin(async move {
                 while let Some(batch) = input.recv().await {
-                    tokio::time::sleep(self.1).await;
+                    tokio::time::sleep(self.delay).await;
+                    let mut seen = self.seen.lock().unwrap();
                     for event in batch.iter() {
                         if let Event::LogLines(lines) = event {
-                            self.0
-                                .lock()
-                                .unwrap()
-                                .push(String::from_utf8(lines.text.to_vec()).unwrap());
+                            seen.push(String::from_utf8(lines.text.to_vec()).unwrap());
                         }
+                    }
+                    if let Some((sent, most)) = &self.lag {
+                        // Every source event reaches this sink twice (directly, and
+                        // through the stage).
+                        let received = seen.iter().filter(|text| *text != "tick\n").count() / 2;
+                        most.fetch_max(
+                            sent.load(Ordering::SeqCst).saturating_sub(received),
+                            Ordering::SeqCst,
+                        );
                     }
                 }
                 Ok(())
@@ -235,20 +244,27 @@ mod tests {
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(Mutex::new(Vec::new())),
         );
+        let (sent, lag) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let fast_sink = Collect {
+            seen: fast.clone(),
+            delay: Duration::ZERO,
+            lag: None,
+        };
+        let slow_sink = Collect {
+            seen: slow.clone(),
+            delay: Duration::from_millis(10),
+            lag: Some((sent.clone(), lag.clone())),
+        };
         let graph = Graph {
             nodes: vec![
-                node("source", vec![], Component::Source(Box::new(Counting(500)))),
+                node(
+                    "source",
+                    vec![],
+                    Component::Source(Box::new(Counting(500, sent))),
+                ),
                 node("stage", vec![0], Component::Stage(Box::new(Ticking))),
-                node(
-                    "fast",
-                    vec![1],
-                    Component::Sink(Box::new(Collect(fast.clone(), Duration::ZERO))),
-                ),
-                node(
-                    "slow",
-                    vec![1, 0],
-                    Component::Sink(Box::new(Collect(slow.clone(), Duration::from_millis(10)))),
-                ),
+                node("fast", vec![1], Component::Sink(Box::new(fast_sink))),
+                node("slow", vec![1, 0], Component::Sink(Box::new(slow_sink))),
             ],
         };
         run(graph, CancellationToken::new()).await.unwrap();
@@ -256,19 +272,18 @@ mod tests {
         let ticks = |seen: &[String]| seen.iter().filter(|t| *t == "tick\n").count();
         let fast = fast.lock().unwrap().clone();
         assert_eq!(ticks(&fast), 1, "the first tick fires at once");
-        assert_eq!(
-            fast.iter()
-                .filter(|t| *t != "tick\n")
-                .cloned()
-                .collect::<Vec<_>>(),
-            expected,
-            "in order, none lost"
-        );
+        let fast_lines: Vec<String> = fast.iter().filter(|t| *t != "tick\n").cloned().collect();
+        assert_eq!(fast_lines, expected, "in order, none lost");
         let slow = slow.lock().unwrap();
         assert_eq!(
             slow.len(),
             1001,
             "each line twice (from the source and the stage) plus the tick"
         );
+        // Bounded channels: the source never ran more than a channel or two ahead of the
+        // slow sink (it is 8 ahead with CHANNEL_CAPACITY 8; with unbounded channels,
+        // or a capacity of thousands, it runs all 500 ahead).
+        let most = lag.load(Ordering::SeqCst);
+        assert!(most <= 16, "the source got {most} events ahead");
     }
 }

@@ -115,7 +115,7 @@ impl LogTailConfig {
         let targets = self
             .paths
             .iter()
-            .map(|path| Target::new(base.join(&path.0)).expect("checked when decoded"))
+            .map(|path| Target::new(base, &path.0))
             .collect();
         let options = TailerOptions {
             start_at_end: self.read_from == ReadFrom::End && !once,
@@ -232,6 +232,11 @@ impl LogTail {
             let (progress, chunks) = self.poll(rescan.swap(false, Ordering::Relaxed)).await?;
             if self.send(&out, chunks).await.is_err() {
                 return Ok(());
+            }
+            // Checked on every turn, not only when idle: a file that always has more to
+            // read must not keep a shutdown waiting.
+            if shutdown.is_cancelled() {
+                break;
             }
             if progress == Progress::More {
                 continue;

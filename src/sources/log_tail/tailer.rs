@@ -30,35 +30,57 @@ use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
 /// How many closed files are remembered, to resume them if they reappear.
 const REMEMBERED_FILES: usize = 1024;
 
-/// One configured path or glob, made absolute.
+/// One configured path or glob, taken from the configuration's folder if relative.
 #[derive(Clone, Debug)]
 pub enum Target {
     Path(PathBuf),
-    Glob(glob::Pattern),
+    /// `folder` is the deepest folder of the glob without glob syntax: where new
+    /// matches appear, and so where a watcher should look.
+    Glob {
+        pattern: glob::Pattern,
+        folder: PathBuf,
+    },
+}
+
+/// Whether a path component holds glob syntax.
+fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?', '['])
 }
 
 impl Target {
-    /// A target for `path`: a glob if it holds glob syntax.
-    pub fn new(path: PathBuf) -> Result<Target, glob::PatternError> {
-        let text = path.to_string_lossy();
-        if text.contains(['*', '?', '[']) {
-            Ok(Target::Glob(glob::Pattern::new(&text)?))
-        } else {
-            Ok(Target::Path(path))
+    /// A target for `configured` (a path or a glob, as written), relative to `base`.
+    ///
+    /// Only what the user wrote is read as a glob: the folder it is relative to is
+    /// escaped, so that a folder named `logs[1]` means itself.
+    pub fn new(base: &Path, configured: &str) -> Target {
+        let path = base.join(configured);
+        if !is_glob(configured) {
+            return Target::Path(path);
+        }
+        let mut folder = base.to_path_buf();
+        let mut rest = Vec::new();
+        for component in Path::new(configured).components() {
+            let text = component.as_os_str().to_string_lossy();
+            if rest.is_empty() && !is_glob(&text) {
+                folder.push(component);
+            } else {
+                rest.push(text);
+            }
+        }
+        let escaped = glob::Pattern::escape(&folder.to_string_lossy());
+        match glob::Pattern::new(&format!("{escaped}/{}", rest.join("/"))) {
+            Ok(pattern) => Target::Glob { pattern, folder },
+            // Cannot happen: the configured part was checked when decoded and the rest
+            // is escaped. Were it to, the literal path is the safe reading.
+            Err(_) => Target::Path(path),
         }
     }
 
-    /// The folder whose entries can change what this target names: where a watcher
-    /// should look. For a glob, its longest folder prefix without glob syntax.
+    /// The folder whose entries can change what this target names.
     pub fn folder(&self) -> PathBuf {
         match self {
             Target::Path(path) => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
-            Target::Glob(pattern) => Path::new(pattern.as_str())
-                .ancestors()
-                .skip(1)
-                .find(|folder| !folder.to_string_lossy().contains(['*', '?', '[']))
-                .unwrap_or(Path::new("/"))
-                .to_path_buf(),
+            Target::Glob { folder, .. } => folder.clone(),
         }
     }
 }
@@ -148,14 +170,14 @@ impl Tailer {
             .iter()
             .filter(|target| match target {
                 Target::Path(path) => !self.known_file(path),
-                Target::Glob(pattern) => !self
+                Target::Glob { pattern, .. } => !self
                     .known
                     .iter()
                     .any(|path| pattern.matches_path(path) && self.known_file(path)),
             })
             .map(|target| match target {
                 Target::Path(path) => path.display().to_string(),
-                Target::Glob(pattern) => pattern.as_str().to_owned(),
+                Target::Glob { pattern, .. } => pattern.as_str().to_owned(),
             })
             .collect()
     }
@@ -179,27 +201,22 @@ impl Tailer {
         self.reconcile();
         self.started = true;
         let mut spent = 0;
-        let count = self.reading.len();
-        for step in 0..count {
-            let index = (self.cursor + step) % count.max(1);
-            let reading = &mut self.reading[index];
-            if !drain(&mut reading.reader, &reading.name, budget, &mut spent, out) {
-                self.cursor = index;
-                return Progress::More;
-            }
-        }
-        let mut more = false;
+        // Rotated files first: their lines were written before those of the files that
+        // replaced them, and events should come out in the order they were written.
         let mut kept = Vec::with_capacity(self.retired.len());
+        let mut more = false;
         for mut retired in std::mem::take(&mut self.retired) {
             let before = retired.reader.offset();
-            if !drain(&mut retired.reader, &retired.name, budget, &mut spent, out) {
-                more = true;
-            }
+            let at_end =
+                !more && drain(&mut retired.reader, &retired.name, budget, &mut spent, out);
+            more |= !at_end;
             if retired.reader.offset() != before {
                 retired.idle_since = None;
             }
             let idle_since = *retired.idle_since.get_or_insert(now);
-            if now.duration_since(idle_since) >= self.options.rotate_wait {
+            // Closed only once read to its end in this very poll: a file passed over
+            // because the budget ran out may hold lines not read yet.
+            if at_end && now.duration_since(idle_since) >= self.options.rotate_wait {
                 out.extend(retired.reader.flush_partial().map(|block| Chunk {
                     path: retired.name.clone(),
                     block,
@@ -211,7 +228,24 @@ impl Tailer {
             }
         }
         self.retired = kept;
-        if more { Progress::More } else { Progress::Idle }
+        if more {
+            return Progress::More;
+        }
+        let count = self.reading.len();
+        for step in 0..count {
+            let index = (self.cursor + step) % count;
+            let reading = &mut self.reading[index];
+            if !drain(&mut reading.reader, &reading.name, budget, &mut spent, out) {
+                // The next poll starts with the file after this one, so that a file
+                // that always has more cannot starve the others.
+                self.cursor = (index + 1) % count;
+                return Progress::More;
+            }
+        }
+        // All read: the next poll starts again with the oldest file, so that a renamed
+        // file is read before the file that replaced it.
+        self.cursor = 0;
+        Progress::Idle
     }
 
     /// The unfinished last line of every file, as a line: nothing more will be read.
@@ -231,7 +265,7 @@ impl Tailer {
         for target in &self.targets {
             match target {
                 Target::Path(path) => known.push(path.clone()),
-                Target::Glob(pattern) => match glob::glob(pattern.as_str()) {
+                Target::Glob { pattern, .. } => match glob::glob(pattern.as_str()) {
                     Ok(paths) => known.extend(paths.flatten().filter(|path| path.is_file())),
                     Err(err) => {
                         tracing::warn!(glob = pattern.as_str(), error = %err, "Cannot expand the glob.")
@@ -274,33 +308,46 @@ impl Tailer {
                 unplaced.push((reading.name, reading.reader));
             }
         }
+        // Files already being read (now under another name) first, new files after:
+        // the order readers are kept in is the order they are read in, oldest first.
+        let mut new_files = Vec::new();
         for (path, identity) in present {
             if self.reading.iter().any(|r| r.path == path) {
                 continue;
             }
-            let reader =
-                if let Some(i) = unplaced.iter().position(|(_, r)| r.identity() == identity) {
-                    Some(unplaced.swap_remove(i).1)
-                } else if let Some(i) = self
-                    .retired
-                    .iter()
-                    .position(|r| r.reader.identity() == identity)
-                {
-                    Some(self.retired.swap_remove(i).reader)
-                } else {
-                    self.open(&path, identity)
-                };
-            if let Some(reader) = reader {
-                let name: Arc<str> = path.display().to_string().into();
-                self.reading.push(Reading { path, name, reader });
+            let known = if let Some(i) = unplaced.iter().position(|(_, r)| r.identity() == identity)
+            {
+                Some(unplaced.swap_remove(i).1)
+            } else if let Some(i) = self
+                .retired
+                .iter()
+                .position(|r| r.reader.identity() == identity)
+            {
+                Some(self.retired.swap_remove(i).reader)
+            } else {
+                None
+            };
+            match known {
+                Some(reader) => self.keep_reading(path, reader),
+                None => new_files.push((path, identity)),
             }
         }
-        self.retired
-            .extend(unplaced.into_iter().map(|(name, reader)| Retired {
-                name,
-                reader,
-                idle_since: None,
-            }));
+        for (path, identity) in new_files {
+            if let Some(reader) = self.open(&path, identity) {
+                self.keep_reading(path, reader);
+            }
+        }
+        let retired = unplaced.into_iter().map(|(name, reader)| Retired {
+            name,
+            reader,
+            idle_since: None,
+        });
+        self.retired.extend(retired);
+    }
+
+    fn keep_reading(&mut self, path: PathBuf, reader: FileReader) {
+        let name: Arc<str> = path.display().to_string().into();
+        self.reading.push(Reading { path, name, reader });
     }
 
     fn open(&mut self, path: &Path, identity: Identity) -> Option<FileReader> {
@@ -413,10 +460,7 @@ mod tests {
     impl Scene {
         fn new(targets: &[&str], start_at_end: bool) -> Scene {
             let dir = tempfile::tempdir().unwrap();
-            let targets = targets
-                .iter()
-                .map(|t| Target::new(dir.path().join(t)).unwrap())
-                .collect();
+            let targets = targets.iter().map(|t| Target::new(dir.path(), t)).collect();
             let options = TailerOptions {
                 start_at_end,
                 max_line: 1000,
@@ -449,7 +493,7 @@ mod tests {
         /// Polls until idle, as the source does, collecting the lines read.
         fn poll(&mut self, rescan: bool) {
             let mut out = Vec::new();
-            while self.tailer.poll(self.now, rescan, 64, &mut out) == Progress::More {}
+            while self.tailer.poll(self.now, rescan, 1 << 20, &mut out) == Progress::More {}
             for chunk in out {
                 let text = std::str::from_utf8(&chunk.block.text).unwrap();
                 self.lines.extend(text.lines().map(str::to_owned));
@@ -460,11 +504,10 @@ mod tests {
             self.now += by;
         }
 
+        /// Every line written so far, each once, in the order written.
         fn expect(&self, count: usize) {
             let expected: Vec<String> = (0..count).map(|n| format!("line {n}")).collect();
-            let mut seen = self.lines.clone();
-            seen.sort_by_key(|line| line[5..].parse::<usize>().unwrap());
-            assert_eq!(seen, expected, "every line exactly once");
+            assert_eq!(self.lines, expected, "every line exactly once, in order");
         }
     }
 
@@ -492,6 +535,72 @@ mod tests {
             1,
             "only the second rotated file is still drained"
         );
+    }
+
+    #[test]
+    fn a_rotated_file_is_closed_only_once_read_to_its_end() {
+        let mut scene = Scene::new(&["a.log", "b.log"], false);
+        let mut a = scene.append("a.log", 0..1);
+        let mut b = scene.append("b.log", 1..2);
+        scene.poll(false);
+        fs::rename(scene.path("a.log"), scene.path("a.log.1")).unwrap();
+        fs::rename(scene.path("b.log"), scene.path("b.log.1")).unwrap();
+        scene.poll(false); // both retired, both at their end
+        scene.later(WAIT);
+        // Late writes to both; a's fill the budget of the next poll, so b's rotated file
+        // is not read in it and must not be closed in it either.
+        for n in 2..200 {
+            writeln!(a, "line {n}").unwrap();
+        }
+        writeln!(b, "line 200").unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            scene.tailer.poll(scene.now, false, 64, &mut out),
+            Progress::More
+        );
+        assert_eq!(
+            scene.tailer.retired.len(),
+            2,
+            "b's rotated file is still open"
+        );
+        scene.poll(false);
+        let mut seen: Vec<String> = out
+            .iter()
+            .flat_map(|chunk| {
+                std::str::from_utf8(&chunk.block.text)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .chain(scene.lines.iter().cloned())
+            .collect();
+        seen.sort_by_key(|line| line[5..].parse::<usize>().unwrap());
+        assert_eq!(
+            seen,
+            (0..201).map(|n| format!("line {n}")).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_busy_file_does_not_starve_the_others() {
+        let mut scene = Scene::new(&["busy.log", "quiet.log"], false);
+        scene.append("busy.log", 0..10_000);
+        scene.append("quiet.log", 10_000..10_001);
+        let mut polls = 0;
+        let mut out = Vec::new();
+        while !out
+            .iter()
+            .any(|chunk: &Chunk| chunk.path.ends_with("quiet.log"))
+        {
+            assert_eq!(
+                scene.tailer.poll(scene.now, false, 64, &mut out),
+                Progress::More,
+                "busy.log is far from read"
+            );
+            polls += 1;
+            assert!(polls <= 2, "quiet.log waited {polls} polls");
+        }
     }
 
     #[test]

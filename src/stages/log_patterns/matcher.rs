@@ -8,14 +8,15 @@
 //!    at: the patterns whose literals hit in that line are candidates; a candidate must
 //!    also hold a member of each of its other required sets; then its regex decides.
 //! 2. **Union scan**: patterns the regex crate compiles but that require no literal
-//!    (`\d{3}ms`) are joined into one multi-line regex run over the whole block; each
+//!    (`\d{3}ms`) are joined, as widened copies without assertions (see
+//!    `CompiledPattern::scan_source`), into one regex run over the whole block; each
 //!    line it hits is tested against those patterns.
 //! 3. **Every line**: fancy-regex patterns without a required literal are tested on
 //!    every line. This is the slow path, and only such patterns take it.
 //!
-//! A block is whole lines, each ending in `\n`; `(?m)` with CRLF mode makes `^` and `$`
-//! of the union respect both line ends. Regexes are run on the line alone, without its
-//! line end, so every path gives exactly the answer of testing each line by itself.
+//! A block is whole lines, each ending in `\n`. Whatever finds a candidate line, the
+//! patterns are run on the line alone, without its line end (`\n` or `\r\n`), so every
+//! path gives exactly the answer of testing each line by itself.
 
 use aho_corasick::{AhoCorasick, MatchKind, Span, packed};
 use memchr::memmem;
@@ -54,9 +55,9 @@ struct Prefilter {
     checks: Vec<Vec<Vec<memmem::Finder<'static>>>>,
 }
 
+/// Regexes run over whole blocks, each with the patterns whose candidate lines it finds.
 struct Scan {
-    union: regex::bytes::Regex,
-    patterns: Vec<PatternId>,
+    searches: Vec<(regex::bytes::Regex, Vec<PatternId>)>,
 }
 
 /// Teddy when the CPU and the literal count allow it, else an Aho-Corasick automaton.
@@ -101,7 +102,7 @@ impl Matcher {
         let mut scanned = Vec::new();
         let mut every_line = Vec::new();
         for (id, pattern) in patterns.iter().enumerate() {
-            match (pattern.requirement.primary(), pattern.plain_source()) {
+            match (pattern.requirement.primary(), pattern.scan_source()) {
                 (Some(set), _) => primary.extend(set.iter().map(|literal| (literal.clone(), id))),
                 (None, Some(_)) => scanned.push(id),
                 (None, None) => every_line.push(id),
@@ -110,9 +111,12 @@ impl Matcher {
         let prefilter = (!primary.is_empty())
             .then(|| Prefilter::new(&patterns, primary))
             .transpose()?;
-        let scan = (!scanned.is_empty())
-            .then(|| Scan::new(&patterns, scanned))
-            .transpose()?;
+        let scan = (!scanned.is_empty()).then(|| {
+            let (scan, unscannable) = Scan::new(&patterns, scanned);
+            every_line.extend(unscannable);
+            every_line.sort_unstable();
+            scan
+        });
         Ok(Matcher {
             patterns,
             prefilter,
@@ -147,7 +151,7 @@ impl Matcher {
         if !self.every_line.is_empty() {
             let mut start = 0;
             for line in block.split_inclusive(|&b| b == b'\n') {
-                let end = start + line.len() - 1;
+                let end = start + line.len() - usize::from(line.ends_with(b"\n"));
                 test_line(
                     block,
                     start,
@@ -159,13 +163,12 @@ impl Matcher {
                 start = end + 1;
             }
         }
-        // Each path finds its matches in line order; only several paths need merging.
-        let paths = [
-            self.prefilter.is_some(),
-            self.scan.is_some(),
-            !self.every_line.is_empty(),
-        ];
-        if paths.into_iter().filter(|&used| used).count() > 1 {
+        // Each search finds its matches in line order; only several need merging.
+        let scans = self.scan.as_ref().map_or(0, |scan| scan.searches.len());
+        let searches = usize::from(self.prefilter.is_some())
+            + scans
+            + usize::from(!self.every_line.is_empty());
+        if searches > 1 {
             found[first..].sort_unstable_by_key(|m| (m.start, m.pattern));
         }
     }
@@ -249,34 +252,47 @@ impl Prefilter {
 }
 
 impl Scan {
-    fn new(patterns: &[CompiledPattern], ids: Vec<PatternId>) -> Result<Scan, String> {
-        let union: Vec<String> = ids
-            .iter()
-            .filter_map(|&id| patterns[id].plain_source())
-            .map(|source| format!("(?:{source})"))
-            .collect();
-        let union = regex::bytes::RegexBuilder::new(&union.join("|"))
-            .multi_line(true)
-            .crlf(true)
-            .build()
-            .map_err(|err| format!("the patterns without literals cannot be joined: {err}"))?;
-        Ok(Scan {
-            union,
-            patterns: ids,
-        })
+    /// One union of the patterns' widened copies; if the union is too big for the
+    /// regex crate's size limit, one search per pattern instead. Patterns whose copy
+    /// cannot be compiled even alone are returned, to be tested on every line.
+    fn new(patterns: &[CompiledPattern], ids: Vec<PatternId>) -> (Scan, Vec<PatternId>) {
+        let source = |id: PatternId| {
+            patterns[id]
+                .scan_source()
+                .map(|source| format!("(?:{source})"))
+        };
+        let union: Vec<String> = ids.iter().filter_map(|&id| source(id)).collect();
+        if let Ok(union) = regex::bytes::Regex::new(&union.join("|")) {
+            return (
+                Scan {
+                    searches: vec![(union, ids)],
+                },
+                Vec::new(),
+            );
+        }
+        let mut searches = Vec::new();
+        let mut unscannable = Vec::new();
+        for id in ids {
+            match source(id).map(|source| regex::bytes::Regex::new(&source)) {
+                Some(Ok(search)) => searches.push((search, vec![id])),
+                _ => unscannable.push(id),
+            }
+        }
+        (Scan { searches }, unscannable)
     }
 
     fn find(&self, block: &[u8], patterns: &mut [CompiledPattern], found: &mut Vec<LineMatch>) {
-        let mut at = 0;
-        // A block ends with `\n`, so a hit at its very end lies on no line.
-        while let Some(hit) = self
-            .union
-            .find_at(block, at)
-            .filter(|hit| hit.start() < block.len())
-        {
-            let (start, end) = line_bounds(block, hit.start());
-            test_line(block, start, end, &self.patterns, patterns, found);
-            at = end + 1;
+        for (search, ids) in &self.searches {
+            let mut at = 0;
+            // A block ends with `\n`, so a hit at its very end lies on no line.
+            while let Some(hit) = search
+                .find_at(block, at)
+                .filter(|hit| hit.start() < block.len())
+            {
+                let (start, end) = line_bounds(block, hit.start());
+                test_line(block, start, end, ids, patterns, found);
+                at = end + 1;
+            }
         }
     }
 }
@@ -365,7 +381,8 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         for (n, line) in block.split_inclusive('\n').enumerate() {
-            let line = line.trim_end_matches('\n').trim_end_matches('\r');
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             for (id, regex) in regexes.iter().enumerate() {
                 if regex.is_match(line).unwrap() {
                     out.push((n, id));
@@ -478,7 +495,9 @@ plain FATALITY is not FATAL?\n\
                 4 => rng
                     .pick(&["[0-9]", r"\d", "[a-f]", r"\w", r"\S", ".", "[kK]", "[^ ]"])
                     .to_owned(),
-                5 => rng.pick(&["^", "$", r"\b"]).to_owned(),
+                5 => rng
+                    .pick(&["^", "$", r"\b", r"\B", r"\A", r"\z", "(?m:^)", "(?m:$)"])
+                    .to_owned(),
                 6 if depth < 2 => format!(
                     "(?:{}|{})",
                     random_pattern(rng, depth + 1),
@@ -495,7 +514,7 @@ plain FATALITY is not FATAL?\n\
         let mut pattern: String = (0..1 + rng.below(4)).map(|_| atom(rng)).collect();
         if depth == 0 {
             match rng.below(10) {
-                0..=2 => pattern.insert_str(0, "(?i)"),
+                0..=2 => pattern.insert_str(0, rng.pick(&["(?i)", "(?i)", "(?s)", "(?m)"])),
                 3 => pattern.push_str(&format!("(?!{})", regex_syntax::escape(rng.pick(&WORDS)))),
                 4 => pattern.insert_str(
                     0,
@@ -513,11 +532,55 @@ plain FATALITY is not FATAL?\n\
         for _ in 0..rng.below(40) {
             for _ in 0..rng.below(8) {
                 block.push_str(rng.pick(&WORDS));
-                block.push_str(rng.pick(&[" ", " ", "", "=", "\u{212a}", "\u{17f}", "7"]));
+                block.push_str(rng.pick(&[" ", " ", "", "=", "\r", "\u{212a}", "\u{17f}", "7"]));
             }
             block.push_str(rng.pick(&["\n", "\n", "\r\n"]));
         }
         block
+    }
+
+    /// Found by a differential run: block-level anchors and CRLF mode must not make
+    /// the union scan miss lines (`\A`, `(?-m:$)`, `.` over a lone `\r`).
+    #[test]
+    fn the_union_scan_misses_no_line_because_of_anchors_or_carriage_returns() {
+        let block = "23\nK timeout critical\r\ncritical \r.ab_\r\n\r \nerr\r\n";
+        for patterns in [
+            &[r"(?-m:^)[^x]{2}x?"][..],
+            &[r"(?-m:$)"],
+            &[r"\z"],
+            &[r"\A\w"],
+            &[".{2}"],
+            &[r"(?i)(?:.|FAIL?)b"],
+        ] {
+            let mut m = matcher(patterns);
+            assert!(m.scan.is_some(), "{patterns:?} takes the union scan");
+            assert_eq!(
+                matches(&mut m, block),
+                reference(patterns, block),
+                "{patterns:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn patterns_too_big_to_join_are_scanned_one_by_one() {
+        // Each compiles alone; together they pass the regex crate's size limit.
+        let patterns = [
+            r"\w{60}\d{60}",
+            r"\w{60}\s{60}\d",
+            r"[a-z]{200}",
+            r"\w{100}",
+        ];
+        let mut m = matcher(&patterns);
+        assert_eq!(m.scan.as_ref().map(|scan| scan.searches.len()), Some(4));
+        let block = format!(
+            "{}\nshort\n{}{}\n",
+            "a".repeat(200),
+            "b".repeat(60),
+            "1".repeat(60)
+        );
+        assert_eq!(matches(&mut m, &block), [(0, 2), (0, 3), (2, 0), (2, 3)]);
+        assert_eq!(matches(&mut m, &block), reference(&patterns, &block));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use fancy_regex::Expr;
 use regex_syntax::ast;
+use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 use super::PatternConfig;
 use super::literals::Requirement;
@@ -29,7 +30,12 @@ pub struct CompiledPattern {
 
 #[derive(Debug)]
 enum LineRegex {
-    Plain(regex::bytes::Regex),
+    /// Compiled by the regex crate; `scan` is a widened copy for searching whole
+    /// blocks (see [`CompiledPattern::scan_source`]).
+    Plain {
+        regex: regex::bytes::Regex,
+        scan: String,
+    },
     /// Needs fancy-regex; `warned` makes its first runtime error (backtrack limit)
     /// logged once rather than once per line.
     Fancy {
@@ -47,7 +53,8 @@ impl CompiledPattern {
                 let regex = regex::bytes::Regex::new(source).map_err(|err| {
                     format!("pattern `{}` cannot be compiled: {err}", config.name)
                 })?;
-                (LineRegex::Plain(regex), Some(hir))
+                let scan = without_assertions(&hir).to_string();
+                (LineRegex::Plain { regex, scan }, Some(hir))
             }
             Err(plain_err) => match fancy_regex::Regex::new(source) {
                 Ok(regex) => (
@@ -72,7 +79,7 @@ impl CompiledPattern {
     /// Whether `line` (without its line end, valid UTF-8) matches.
     pub fn is_match(&mut self, line: &[u8]) -> bool {
         match &mut self.regex {
-            LineRegex::Plain(regex) => regex.is_match(line),
+            LineRegex::Plain { regex, .. } => regex.is_match(line),
             LineRegex::Fancy { regex, warned } => {
                 let text = String::from_utf8_lossy(line);
                 regex.is_match(text.as_ref()).unwrap_or_else(|err| {
@@ -85,11 +92,38 @@ impl CompiledPattern {
         }
     }
 
-    /// The pattern's source, if the regex crate compiles it (so it can join a union).
-    pub fn plain_source(&self) -> Option<&str> {
+    /// For a pattern the regex crate compiles, a regex to search whole blocks with:
+    /// one that matches, somewhere in the block, wherever the pattern matches a line.
+    ///
+    /// Run over a block, the pattern itself would not do: `\A`, `\z` and (without
+    /// multi-line mode) `^` and `$` would hold only at the block's ends, not at each
+    /// line's, and CRLF mode (which `$` needs before `\r\n`) keeps `.` from matching a
+    /// lone `\r` inside a line. The widened copy drops every assertion (which only ever
+    /// removes matches) and its capture groups (whose names could clash in a union),
+    /// so it matches at least the same text; lines it hits are then tested with the
+    /// pattern itself.
+    pub fn scan_source(&self) -> Option<&str> {
         match &self.regex {
-            LineRegex::Plain(regex) => Some(regex.as_str()),
+            LineRegex::Plain { scan, .. } => Some(scan),
             LineRegex::Fancy { .. } => None,
+        }
+    }
+}
+
+/// `hir` without its assertions (`^`, `$`, `\b`, …) and capture groups: a regex that
+/// matches at least everything `hir` matches.
+fn without_assertions(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Look(_) => Hir::empty(),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) => hir.clone(),
+        HirKind::Capture(capture) => without_assertions(&capture.sub),
+        HirKind::Repetition(repetition) => Hir::repetition(Repetition {
+            sub: Box::new(without_assertions(&repetition.sub)),
+            ..repetition.clone()
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(without_assertions).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(without_assertions).collect())
         }
     }
 }
@@ -144,7 +178,7 @@ fn describe_error(
 /// The HIR of a regex that matches everything `source` matches and more, built from
 /// fancy-regex's parse by dropping zero-width assertions and lookarounds and by
 /// replacing backreferences and other backtracking-only constructs with `.*`.
-fn widened_hir(source: &str) -> Option<regex_syntax::hir::Hir> {
+fn widened_hir(source: &str) -> Option<Hir> {
     let tree = Expr::parse_tree(source).ok()?;
     let mut widened = String::new();
     widen(&tree.expr, &mut widened);
@@ -223,7 +257,7 @@ mod tests {
         let mut p =
             CompiledPattern::compile(&config(r"(?i)(out of memory|java\.lang\.OutOfMemoryError)"))
                 .unwrap();
-        assert!(p.plain_source().is_some());
+        assert!(p.scan_source().is_some());
         assert!(p.is_match(b"2026 ERROR java.lang.OutOfMemoryError: Java heap space"));
         assert!(p.is_match(b"kernel: Out Of Memory: Killed process 12"));
         assert!(!p.is_match(b"memory is fine"));
@@ -232,7 +266,7 @@ mod tests {
     #[test]
     fn lookaround_and_backreferences_use_fancy_regex_and_keep_literals() {
         let mut p = CompiledPattern::compile(&config(r"timeout(?! retried)")).unwrap();
-        assert!(p.plain_source().is_none());
+        assert!(p.scan_source().is_none());
         assert!(p.is_match(b"connect timeout after 3s"));
         assert!(!p.is_match(b"connect timeout retried"));
         assert_eq!(p.requirement.primary().unwrap(), &vec![b"timeout".to_vec()]);
