@@ -667,6 +667,28 @@ mod tests {
     }
 
     #[test]
+    fn only_the_configured_part_of_a_path_is_a_glob() {
+        let base = Path::new("/etc/aegis[1]");
+        let Target::Glob { pattern, folder } = Target::new(base, "logs/*.log") else {
+            panic!("a glob")
+        };
+        assert_eq!(folder, Path::new("/etc/aegis[1]/logs"));
+        assert!(pattern.matches_path(Path::new("/etc/aegis[1]/logs/app.log")));
+        assert!(!pattern.matches_path(Path::new("/etc/aegis1/logs/app.log")));
+        let Target::Glob { folder, .. } = Target::new(base, "/var/log/*/app.log") else {
+            panic!("a glob")
+        };
+        assert_eq!(
+            folder,
+            Path::new("/var/log"),
+            "an absolute glob ignores the base"
+        );
+        assert!(
+            matches!(Target::new(base, "app.log"), Target::Path(path) if path == Path::new("/etc/aegis[1]/app.log"))
+        );
+    }
+
+    #[test]
     fn unmatched_targets_are_reported() {
         let mut scene = Scene::new(&["missing.log", "none/*.log"], false);
         scene.poll(false);
