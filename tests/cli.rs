@@ -1,6 +1,6 @@
 //! The command line: help, version, exit codes, log formats, the `--once` summary.
 
-use crate::util::{Scene, aegis, repo};
+use crate::util::{Scene, aegis, aegis_on, repo};
 
 #[test]
 fn help_and_version_describe_the_commands() {
@@ -35,11 +35,7 @@ fn a_bad_command_line_or_config_exits_2_and_a_missing_file_says_so() {
     );
     let scene = Scene::new();
     let config = scene.config("logs:\n  files: []\n");
-    let run = aegis()
-        .arg("run")
-        .arg(&config)
-        .output()
-        .expect("aegis runs");
+    let run = aegis_on(&["run"], &config);
     assert_eq!(
         run.status.code(),
         Some(2),
@@ -59,11 +55,7 @@ fn a_bad_command_line_or_config_exits_2_and_a_missing_file_says_so() {
 #[test]
 fn once_prints_a_summary_for_humans_or_as_json() {
     let example = repo().join("config/example.yaml");
-    let human = aegis()
-        .args(["run", "--once"])
-        .arg(&example)
-        .output()
-        .expect("aegis runs");
+    let human = aegis_on(&["run", "--once"], &example);
     assert!(human.status.success());
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
@@ -78,11 +70,7 @@ fn once_prints_a_summary_for_humans_or_as_json() {
         String::from_utf8_lossy(&human.stderr)
     );
 
-    let json = aegis()
-        .args(["run", "--once", "--format", "json"])
-        .arg(&example)
-        .output()
-        .expect("aegis runs");
+    let json = aegis_on(&["run", "--once", "--format", "json"], &example);
     let report: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("the summary is JSON");
     assert_eq!(report["lines"], 8000);
@@ -114,11 +102,10 @@ fn logs_can_be_json() {
     let scene = Scene::new();
     std::fs::write(scene.path("a.log"), "x\n").unwrap();
     scene.config("sources:\n  a: {type: log_tail, service: s, paths: [missing-*.log]}\nsinks:\n  out: {type: console, inputs: [a]}\n");
-    let output = aegis()
-        .args(["--log-format", "json", "run", "--once"])
-        .arg(scene.path("config.yaml"))
-        .output()
-        .expect("aegis runs");
+    let output = aegis_on(
+        &["--log-format", "json", "run", "--once"],
+        &scene.path("config.yaml"),
+    );
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let warning: serde_json::Value =

@@ -1,7 +1,7 @@
 //! Every shipped example must load: the files in `config/` and `pipelines/` are
 //! validated and expanded, so that none of them can rot.
 
-use crate::util::{Scene, aegis, repo};
+use crate::util::{Scene, aegis_on, repo};
 
 fn example_files() -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -28,11 +28,7 @@ fn every_example_validates_and_expands() {
         "two service-centric and two pipeline examples at least: {files:?}"
     );
     for file in files {
-        let validated = aegis()
-            .arg("validate")
-            .arg(&file)
-            .output()
-            .expect("aegis runs");
+        let validated = aegis_on(&["validate"], &file);
         let stderr = String::from_utf8_lossy(&validated.stderr);
         assert!(
             validated.status.success(),
@@ -41,11 +37,7 @@ fn every_example_validates_and_expands() {
         );
         assert!(String::from_utf8_lossy(&validated.stdout).contains(": valid ("));
 
-        let expanded = aegis()
-            .args(["config", "expand"])
-            .arg(&file)
-            .output()
-            .expect("aegis runs");
+        let expanded = aegis_on(&["config", "expand"], &file);
         assert!(
             expanded.status.success(),
             "{} does not expand",
@@ -61,11 +53,7 @@ fn every_example_validates_and_expands() {
         // not exist to load, so the copy may live elsewhere.)
         let scene = Scene::new();
         let copy = scene.config(&yaml);
-        let again = aegis()
-            .args(["config", "expand"])
-            .arg(&copy)
-            .output()
-            .expect("aegis runs");
+        let again = aegis_on(&["config", "expand"], &copy);
         assert!(
             again.status.success(),
             "the expansion of {} does not load",
@@ -90,11 +78,7 @@ fn the_seed_configuration_loads_unchanged_and_says_what_is_not_active_yet() {
             "config/seed-phase2.yaml is the seed, unchanged"
         );
     }
-    let output = aegis()
-        .arg("validate")
-        .arg(&seed)
-        .output()
-        .expect("aegis runs");
+    let output = aegis_on(&["validate"], &seed);
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -103,11 +87,7 @@ fn the_seed_configuration_loads_unchanged_and_says_what_is_not_active_yet() {
         ),
         "{stderr}"
     );
-    let expanded = aegis()
-        .args(["config", "expand"])
-        .arg(&seed)
-        .output()
-        .expect("aegis runs");
+    let expanded = aegis_on(&["config", "expand"], &seed);
     let yaml = String::from_utf8_lossy(&expanded.stdout);
     assert!(
         yaml.contains("example-service.log_tail.0:") && yaml.contains("scan_interval: 1m"),

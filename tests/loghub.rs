@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::util::{Scene, aegis, repo};
+use crate::util::{Scene, aegis_on, repo};
 
 /// (file, Aegis pattern, grep arguments, count measured with that grep).
 const CASES: &[(&str, &str, &[&str], u64)] = &[
@@ -62,11 +62,10 @@ fn counts_per_pattern_equal_grep_on_real_logs() {
         }
     }
     scene.config(&yaml);
-    let output = aegis()
-        .args(["run", "--once", "--format", "json"])
-        .arg(scene.path("config.yaml"))
-        .output()
-        .expect("aegis runs");
+    let output = aegis_on(
+        &["run", "--once", "--format", "json"],
+        &scene.path("config.yaml"),
+    );
     assert!(
         output.status.success(),
         "{}",

@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::util::{Running, Scene, aegis, events};
+use crate::util::{Running, Scene, aegis_on, events};
 
 /// A pipeline that prints both the lines read and the matches of `ERROR`.
 fn lines_and_matches(paths: &str, read_from: &str) -> String {
@@ -244,11 +244,10 @@ fn once_counts_awkward_lines_exactly() {
         "pattern: 'ERROR'",
         r"pattern: 'ERROR.*(crlf|newline|\x{FFFD}|real end)$'",
     ));
-    let output = aegis()
-        .args(["run", "--once", "--format", "json"])
-        .arg(scene.path("config.yaml"))
-        .output()
-        .unwrap();
+    let output = aegis_on(
+        &["run", "--once", "--format", "json"],
+        &scene.path("config.yaml"),
+    );
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).expect("valid UTF-8 out, whatever came in");
     let report: serde_json::Value =

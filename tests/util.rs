@@ -16,6 +16,11 @@ pub fn aegis() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aegis"))
 }
 
+/// Runs `aegis ARGS… FILE` to the end and returns what it did.
+pub fn aegis_on(args: &[&str], file: &Path) -> std::process::Output {
+    aegis().args(args).arg(file).output().expect("aegis runs")
+}
+
 /// The repository's root, where `config/`, `pipelines/` and `tests/` are.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
