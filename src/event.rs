@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,6 +24,8 @@ pub enum Event {
     LogLines(LogLines),
     /// A log line that matched a named pattern.
     LogMatch(LogMatch),
+    /// The result of one scheduled health check, after its retries.
+    ProbeResult(ProbeResult),
 }
 
 impl Event {
@@ -32,6 +34,7 @@ impl Event {
         match self {
             Event::LogLines(_) => EventKind::LogLines,
             Event::LogMatch(_) => EventKind::LogMatch,
+            Event::ProbeResult(_) => EventKind::ProbeResult,
         }
     }
 }
@@ -42,6 +45,7 @@ impl Event {
 pub enum EventKind {
     LogLines,
     LogMatch,
+    ProbeResult,
 }
 
 impl EventKind {
@@ -50,6 +54,7 @@ impl EventKind {
         match self {
             EventKind::LogLines => "log lines",
             EventKind::LogMatch => "log matches",
+            EventKind::ProbeResult => "probe results",
         }
     }
 }
@@ -118,6 +123,156 @@ pub struct LogMatch {
     pub description: Arc<str>,
     /// The matching line, without its line end.
     pub line: String,
+}
+
+/// The result of one health check tick: the last attempt's outcome, after retries.
+#[derive(Clone, Debug)]
+pub struct ProbeResult {
+    pub service: ServiceName,
+    /// The check's name, unique within its service.
+    pub check: Arc<str>,
+    pub kind: ProbeKind,
+    /// When the tick started.
+    pub at: SystemTime,
+    /// How much later than scheduled the tick started: the scheduler's own lateness.
+    pub late: Duration,
+    pub outcome: Outcome,
+    /// How long the last attempt took.
+    pub latency: Duration,
+    /// Attempts made in this tick, 1 or more.
+    pub attempts: u32,
+    /// The HTTP status or gRPC serving status the last attempt got, if it got one.
+    pub status: Option<ProbeStatus>,
+    /// Why the check is not up; `None` when it is. A degraded script check has
+    /// [`FailureReason::ExitCode`].
+    pub reason: Option<FailureReason>,
+    /// What happened, in words: "status 503", "NOT_SERVING", "exit 2: DISK CRITICAL".
+    /// Bounded in length; never used as a metric label.
+    pub detail: String,
+    /// Performance data a script printed after `|`, Nagios style.
+    pub perfdata: Vec<PerfSample>,
+}
+
+/// Which protocol a check speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+    Grpc,
+    Script,
+}
+
+impl ProbeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Grpc => "grpc",
+            ProbeKind::Script => "script",
+        }
+    }
+}
+
+/// How a check went. `Degraded` is Nagios's WARNING: working, but not well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Up,
+    Degraded,
+    Down,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Up => "up",
+            Outcome::Degraded => "degraded",
+            Outcome::Down => "down",
+        }
+    }
+}
+
+/// A protocol-level answer, when the check got as far as one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeStatus {
+    /// An HTTP status code.
+    Http(u16),
+    /// A gRPC health serving status (`SERVING`, `NOT_SERVING`, `SERVICE_UNKNOWN`) or,
+    /// when the call itself failed, the gRPC status code name (`UNIMPLEMENTED`).
+    Grpc(&'static str),
+}
+
+/// Why a check failed: a small closed set, fit for a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// No answer within the timeout (connect, request, or script run).
+    Timeout,
+    /// The connection was refused or reset.
+    Refused,
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// An HTTP status outside the expected ones.
+    Status,
+    /// The body or reply did not contain or match what was expected.
+    Body,
+    /// A gRPC health status other than `SERVING`, or a gRPC error status.
+    GrpcStatus,
+    /// A script exited with a non-zero code.
+    ExitCode,
+    /// A script could not be started.
+    Spawn,
+    /// Anything else (a protocol error, an unexpected I/O error).
+    Other,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 10] = [
+        FailureReason::Timeout,
+        FailureReason::Refused,
+        FailureReason::Dns,
+        FailureReason::Tls,
+        FailureReason::Status,
+        FailureReason::Body,
+        FailureReason::GrpcStatus,
+        FailureReason::ExitCode,
+        FailureReason::Spawn,
+        FailureReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Refused => "refused",
+            FailureReason::Dns => "dns",
+            FailureReason::Tls => "tls",
+            FailureReason::Status => "status",
+            FailureReason::Body => "body",
+            FailureReason::GrpcStatus => "grpc_status",
+            FailureReason::ExitCode => "exit_code",
+            FailureReason::Spawn => "spawn",
+            FailureReason::Other => "other",
+        }
+    }
+}
+
+/// One value of a script's performance data: `'label'=value[UOM];warn;crit;min;max`.
+///
+/// The unit is kept as written (`s`, `ms`, `%`, `B`, `KB`, `c`, ...); thresholds are
+/// Nagios ranges (`10`, `10:`, `~:10`, `@10:20`) and are kept as text.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PerfSample {
+    pub label: String,
+    pub value: f64,
+    pub unit: String,
+    pub warn: Option<String>,
+    pub crit: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// How serious something is: one scale for log patterns, alerts and notifications.

@@ -226,7 +226,7 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .report(started.elapsed());
             match format {
-                Format::Human => print_out(&format!("{report}\n"))?,
+                Format::Human => print_out(&report.to_string())?,
                 Format::Json => {
                     print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?
                 }

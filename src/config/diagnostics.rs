@@ -60,6 +60,14 @@ impl KeyPath {
         self.0.is_empty()
     }
 
+    /// The last step, if it is a key: a node's id in `sources.<id>`.
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Segment::Key(key)) => Some(key),
+            _ => None,
+        }
+    }
+
     /// This path followed by a path serde reported inside the value found here.
     fn join_serde(&self, inner: &serde_path_to_error::Path) -> KeyPath {
         use serde_path_to_error::Segment as S;

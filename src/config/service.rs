@@ -14,10 +14,23 @@
 //!       description: "Out of memory error detected"
 //! ```
 //!
-//! Each entry of `logs.files` becomes a `log_tail` source and a `log_patterns` stage
+//! ```yaml
+//! services:
+//!   - name: shop
+//!     health_checks:
+//!       - name: health
+//!         type: http                 # http | tcp | grpc | script
+//!         url: http://127.0.0.1:8080/health
+//!         interval: 10s
+//!         timeout: 2s
+//!         retry: { max_attempts: 3, initial_delay: 200ms, jitter: full }
+//! ```
+//!
+//! Each health check becomes a probe source `{service}.{name}` of the matching type
+//! (`http_probe`, ...), with the same options. Each entry of `logs.files` becomes a `log_tail` source and a `log_patterns` stage
 //! holding the global patterns and the entry's own; with no sink configured, all
-//! matches go to a `console` sink. Sections this version does not run yet
-//! (`services`, `anomaly_detection`, `alerting`, `prometheus`) are accepted and
+//! matches and check results go to a `console` sink. Sections this version does not
+//! run yet (`anomaly_detection`, `alerting`, `prometheus`) are accepted and
 //! reported as not active, so a seed configuration loads unchanged.
 
 use std::num::NonZeroUsize;
@@ -27,7 +40,8 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use super::diagnostics::{Diagnostics, KeyPath};
-use super::pipeline::{NodeConfig, PipelineConfig};
+use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
+use crate::event::EventKind;
 use crate::sinks::SinkConfig;
 use crate::sinks::console::ConsoleConfig;
 use crate::sources::SourceConfig;
@@ -93,7 +107,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         let path = KeyPath::root().key(section);
         match section {
             "logs" => expand_logs(value, &path, diag, &mut config),
-            "services" => not_active(diag, &path, "health checks arrive with probes"),
+            "services" => expand_services(value, &path, diag, &mut config),
             "anomaly_detection" => not_active(
                 diag,
                 &path,
@@ -107,10 +121,18 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
             ),
         }
     }
-    if !config.stages.is_empty() {
+    // Matches and check results are what the console shows; raw lines are not.
+    let shown: Vec<String> = (config.stages.iter().map(|stage| stage.id.clone()))
+        .chain(
+            (config.sources.iter())
+                .filter(|source| source.config.outputs().contains(&EventKind::ProbeResult))
+                .map(|source| source.id.clone()),
+        )
+        .collect();
+    if !shown.is_empty() {
         config.sinks.push(NodeConfig {
             id: "console".into(),
-            inputs: config.stages.iter().map(|stage| stage.id.clone()).collect(),
+            inputs: shown,
             config: SinkConfig::Console(ConsoleConfig::default()),
             path: KeyPath::root(),
             implicit: true,
@@ -119,7 +141,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     if config.sources.is_empty() && !diag.has_errors() {
         diag.error(
             &KeyPath::root(),
-            "nothing to watch: no enabled `logs` section with files",
+            "nothing to watch: no `services` with health checks and no enabled `logs` section with files",
         );
     }
     config
@@ -130,6 +152,120 @@ fn not_active(diag: &mut Diagnostics, path: &KeyPath, why: &str) {
         path,
         format!("accepted but not active in this version ({why}); its contents are not checked"),
     );
+}
+
+/// One entry of `services`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    name: String,
+    #[serde(default)]
+    health_checks: Vec<Value>,
+}
+
+/// The check types of `services[].health_checks`, and the source each becomes.
+const CHECK_TYPES: [(&str, &str); 4] = [
+    ("http", "http_probe"),
+    ("tcp", "tcp_probe"),
+    ("grpc", "grpc_probe"),
+    ("script", "script_probe"),
+];
+
+fn expand_services(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+    config: &mut PipelineConfig,
+) {
+    let Some(services) = diag.decode::<Vec<Value>>(value, path) else {
+        return;
+    };
+    for (i, item) in services.iter().enumerate() {
+        let service_path = path.index(i);
+        let Some(service) = diag.decode::<ServiceEntry>(item, &service_path) else {
+            continue;
+        };
+        let checks_path = service_path.key("health_checks");
+        let mut names: Vec<String> = Vec::new();
+        for (j, check) in service.health_checks.iter().enumerate() {
+            let check_path = checks_path.index(j);
+            let Some((name, source)) = expand_check(&service.name, check, &check_path, diag) else {
+                continue;
+            };
+            if names.contains(&name) {
+                diag.error(
+                    &check_path.key("name"),
+                    format!(
+                        "check name `{name}` is already used in service `{}`; names must be unique within a service",
+                        service.name
+                    ),
+                );
+                continue;
+            }
+            config.sources.push(NodeConfig {
+                id: format!("{}.{name}", service.name),
+                inputs: Vec::new(),
+                config: source,
+                path: check_path,
+                implicit: false,
+            });
+            names.push(name);
+        }
+    }
+}
+
+/// One health check: its `type` and `name` taken out, the service added, decoded as
+/// the probe source it stands for.
+fn expand_check(
+    service: &str,
+    check: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+) -> Option<(String, SourceConfig)> {
+    let Some(fields) = check.as_mapping() else {
+        diag.error(
+            path,
+            format!(
+                "expected a map with `name` and `type`, found {}",
+                describe(check)
+            ),
+        );
+        return None;
+    };
+    let mut options = fields.clone();
+    let kind = options.remove("type");
+    let name = options.remove("name");
+    let types: Vec<&str> = CHECK_TYPES.iter().map(|(check, _)| *check).collect();
+    let source_type = match &kind {
+        Some(Value::String(kind)) => CHECK_TYPES
+            .iter()
+            .find(|(check, _)| check == kind)
+            .map(|(_, source)| *source),
+        _ => None,
+    };
+    let Some(source_type) = source_type else {
+        let found = match &kind {
+            Some(Value::String(kind)) => format!("`{kind}`"),
+            Some(other) => describe(other).to_owned(),
+            None => "nothing".to_owned(),
+        };
+        diag.error_at_key(
+            &path.key("type"),
+            format!("check type is {found}; expected one of {}", list(&types)),
+        );
+        return None;
+    };
+    let name = match name {
+        Some(Value::String(name)) if !name.is_empty() => name,
+        _ => {
+            diag.error_at_key(&path.key("name"), "each health check needs a `name` (text)");
+            return None;
+        }
+    };
+    options.insert("service".into(), service.into());
+    options.insert("check".into(), name.clone().into());
+    let source = SourceConfig::decode(source_type, &Value::Mapping(options), path, diag)?;
+    Some((name, source))
 }
 
 fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &mut PipelineConfig) {

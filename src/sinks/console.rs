@@ -1,7 +1,7 @@
 //! The `console` sink: every event as a line of JSON on standard output.
 //!
 //! For debugging, tests and piping into `jq`. A block of log lines is written as one
-//! object per line. Output is flushed after every batch, so a line read is printed
+//! object per line; durations are in seconds. Output is flushed after every batch, so a line read is printed
 //! without waiting for more; a closed standard output (`aegis run … | head`) ends the
 //! sink quietly.
 //!
@@ -18,7 +18,10 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::event::{Event, LogLines, LogMatch};
+use crate::event::{
+    Event, FailureReason, LogLines, LogMatch, Outcome, PerfSample, ProbeKind, ProbeResult,
+    ProbeStatus,
+};
 use crate::pipeline::{Input, NodeError, Sink};
 
 /// Configuration of a `console` sink: it has no options.
@@ -70,6 +73,7 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
             }
         }
         Event::LogMatch(found) => push_json(buffer, &LogMatchJson::new(found)),
+        Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
     }
 }
 
@@ -122,6 +126,57 @@ impl<'a> LogMatchJson<'a> {
             severity: found.severity,
             description: &found.description,
             line: &found.line,
+        }
+    }
+}
+
+/// A check's result as JSON; the `--once` summary lists its checks the same way.
+#[derive(Serialize)]
+pub struct ProbeResultJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    check: &'a str,
+    kind: ProbeKind,
+    outcome: Outcome,
+    /// Seconds, as Prometheus would have it.
+    latency: f64,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<&'static str>,
+    reason: Option<FailureReason>,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    perfdata: &'a [PerfSample],
+    /// How late the tick started, in seconds.
+    late: f64,
+}
+
+impl<'a> ProbeResultJson<'a> {
+    pub fn new(result: &'a ProbeResult) -> Self {
+        ProbeResultJson {
+            event: "probe_result",
+            time: humantime::format_rfc3339_millis(result.at).to_string(),
+            service: &result.service,
+            check: &result.check,
+            kind: result.kind,
+            outcome: result.outcome,
+            latency: result.latency.as_secs_f64(),
+            attempts: result.attempts,
+            http_status: match result.status {
+                Some(ProbeStatus::Http(code)) => Some(code),
+                _ => None,
+            },
+            grpc_status: match result.status {
+                Some(ProbeStatus::Grpc(name)) => Some(name),
+                _ => None,
+            },
+            reason: result.reason,
+            detail: &result.detail,
+            perfdata: &result.perfdata,
+            late: result.late.as_secs_f64(),
         }
     }
 }

@@ -42,7 +42,11 @@ impl SinkConfig {
     /// What the sink can take.
     pub fn accepts(&self) -> &'static [EventKind] {
         match self {
-            SinkConfig::Console(_) => &[EventKind::LogLines, EventKind::LogMatch],
+            SinkConfig::Console(_) => &[
+                EventKind::LogLines,
+                EventKind::LogMatch,
+                EventKind::ProbeResult,
+            ],
         }
     }
 

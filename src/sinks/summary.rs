@@ -1,5 +1,5 @@
 //! The summary of a `--once` run: lines read per file, matches per pattern and per
-//! severity, printed for humans or as JSON when the run ends.
+//! severity, each check's result, printed for humans or as JSON when the run ends.
 //!
 //! Not a sink users configure: `aegis run --once` attaches it to every source and stage
 //! of the graph. It counts from the events alone, as every sink does.
@@ -12,14 +12,17 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::event::{Event, Severity};
+use crate::event::{Event, ProbeResult, Severity};
 use crate::pipeline::{Input, NodeError, Sink};
+use crate::sinks::console::ProbeResultJson;
 
 /// Counts gathered so far; shared with whoever prints them at the end.
 #[derive(Debug, Default)]
 pub struct Summary {
     files: BTreeMap<(Arc<str>, Arc<str>), FileCounts>,
     patterns: BTreeMap<(Arc<str>, Severity), u64>,
+    /// The last result of each check (a `--once` run has one per check).
+    checks: BTreeMap<(Arc<str>, Arc<str>), ProbeResult>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -48,6 +51,10 @@ impl Summary {
                     .patterns
                     .entry((found.pattern.clone(), found.severity))
                     .or_default() += 1;
+            }
+            Event::ProbeResult(result) => {
+                let key = (result.service.clone(), result.check.clone());
+                self.checks.insert(key, result.clone());
             }
         }
     }
@@ -90,6 +97,7 @@ impl Summary {
             },
             files,
             patterns,
+            checks: self.checks.values().cloned().collect(),
         }
     }
 }
@@ -99,6 +107,9 @@ impl Summary {
 pub struct Report {
     pub files: Vec<FileReport>,
     pub patterns: Vec<PatternReport>,
+    /// The last result of each check, as the console sink writes them.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "checks_json")]
+    pub checks: Vec<ProbeResult>,
     pub severities: Severities,
     pub lines: u64,
     pub bytes: u64,
@@ -129,7 +140,21 @@ pub struct Severities {
 }
 
 impl fmt::Display for Report {
+    /// The log part when files were read (or nothing else ran), then the checks; every
+    /// line ends with a newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.files.is_empty() || self.checks.is_empty() {
+            self.fmt_logs(f)?;
+        }
+        if !self.checks.is_empty() {
+            self.fmt_checks(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    fn fmt_logs(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "files ({})", self.files.len())?;
         writeln!(
             f,
@@ -162,7 +187,7 @@ impl fmt::Display for Report {
             s.critical, s.warning, s.info
         )?;
         let seconds = self.elapsed_seconds.max(1e-9);
-        write!(
+        writeln!(
             f,
             "read {} lines, {} bytes in {:.3} s ({:.1} MB/s, {:.0} lines/s)",
             self.lines,
@@ -172,6 +197,35 @@ impl fmt::Display for Report {
             self.lines as f64 / seconds,
         )
     }
+
+    fn fmt_checks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "checks ({})", self.checks.len())?;
+        writeln!(
+            f,
+            "{:>9} {:>10} {:>8}  {:<16} {:<16} detail",
+            "outcome", "latency", "attempts", "service", "check"
+        )?;
+        for check in &self.checks {
+            writeln!(
+                f,
+                "{:>9} {:>7.1} ms {:>8}  {:<16} {:<16} {}",
+                check.outcome.as_str(),
+                check.latency.as_secs_f64() * 1e3,
+                check.attempts,
+                check.service,
+                check.check,
+                check.detail
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn checks_json<S: serde::Serializer>(
+    checks: &[ProbeResult],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(checks.iter().map(ProbeResultJson::new))
 }
 
 /// The sink that fills a shared [`Summary`].

@@ -1,9 +1,12 @@
-//! Sources: where events come from (log files now; probes and the supervisor later).
+//! Sources: where events come from: log files and health checks (the supervisor
+//! later).
 //!
 //! Each source type is a module with its configuration and its [`Source`] impl; this
 //! module is the closed list of them, as configuration names them (`type:`).
 
 pub mod log_tail;
+pub mod probe;
+pub mod retry;
 
 use std::path::Path;
 
@@ -11,8 +14,13 @@ use serde::Serialize;
 use serde_norway::Value;
 
 use self::log_tail::LogTailConfig;
+use self::probe::ProbeConfig;
+use self::probe::grpc::GrpcProbeConfig;
+use self::probe::http::HttpProbeConfig;
+use self::probe::script::ScriptProbeConfig;
+use self::probe::tcp::TcpProbeConfig;
 use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::EventKind;
+use crate::event::{EventKind, ProbeKind};
 use crate::pipeline::Source;
 
 /// The configuration of any source, by `type`.
@@ -20,10 +28,20 @@ use crate::pipeline::Source;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     LogTail(LogTailConfig),
+    HttpProbe(ProbeConfig<HttpProbeConfig>),
+    TcpProbe(ProbeConfig<TcpProbeConfig>),
+    GrpcProbe(ProbeConfig<GrpcProbeConfig>),
+    ScriptProbe(ProbeConfig<ScriptProbeConfig>),
 }
 
 impl SourceConfig {
-    pub const TYPES: &'static [&'static str] = &["log_tail"];
+    pub const TYPES: &'static [&'static str] = &[
+        "log_tail",
+        "http_probe",
+        "tcp_probe",
+        "grpc_probe",
+        "script_probe",
+    ];
 
     /// Decodes the options of a source of type `kind`; `None` if they are bad (and
     /// reported).
@@ -35,6 +53,10 @@ impl SourceConfig {
     ) -> Option<SourceConfig> {
         match kind {
             "log_tail" => diag.decode(body, path).map(SourceConfig::LogTail),
+            "http_probe" => ProbeConfig::decode(body, path, diag).map(SourceConfig::HttpProbe),
+            "tcp_probe" => ProbeConfig::decode(body, path, diag).map(SourceConfig::TcpProbe),
+            "grpc_probe" => ProbeConfig::decode(body, path, diag).map(SourceConfig::GrpcProbe),
+            "script_probe" => ProbeConfig::decode(body, path, diag).map(SourceConfig::ScriptProbe),
             _ => None,
         }
     }
@@ -43,14 +65,27 @@ impl SourceConfig {
     pub fn outputs(&self) -> &'static [EventKind] {
         match self {
             SourceConfig::LogTail(_) => &[EventKind::LogLines],
+            _ => &[EventKind::ProbeResult],
         }
     }
 
     /// Builds the source; `base` is the configuration file's folder, `once` asks for
-    /// one pass over the input instead of following it.
+    /// one pass over the input (one tick of a check) instead of following it.
     pub fn build(&self, base: &Path, once: bool) -> Box<dyn Source> {
         match self {
             SourceConfig::LogTail(config) => Box::new(config.build(base, once)),
+            SourceConfig::HttpProbe(config) => {
+                config.build_with(ProbeKind::Http, Box::new(config.probe.build()), once)
+            }
+            SourceConfig::TcpProbe(config) => {
+                config.build_with(ProbeKind::Tcp, Box::new(config.probe.build()), once)
+            }
+            SourceConfig::GrpcProbe(config) => {
+                config.build_with(ProbeKind::Grpc, Box::new(config.probe.build()), once)
+            }
+            SourceConfig::ScriptProbe(config) => {
+                config.build_with(ProbeKind::Script, Box::new(config.probe.build(base)), once)
+            }
         }
     }
 }

@@ -1,0 +1,384 @@
+//! Health-check sources: the options every check shares, and the scheduler that runs a
+//! check on its interval and turns its attempts into [`ProbeResult`]s.
+//!
+//! A check is one source node (`http_probe`, `tcp_probe`, `grpc_probe`,
+//! `script_probe`); each protocol's module only knows how to make one attempt
+//! ([`Probe`]). Everything about time lives here:
+//!
+//! - each check has its own interval, and its first tick falls at a random offset
+//!   inside the first interval, so a thousand checks started together do not fire
+//!   together;
+//! - a tick is one attempt plus retries under the retry policy, each attempt cut at
+//!   `timeout`, and the whole tick cut at the interval, so a check never overlaps
+//!   itself;
+//! - a tick that starts late (a slow downstream, a busy machine) is not followed by a
+//!   burst of catch-up ticks: missed ticks are skipped and the check keeps its phase.
+//!   How late each tick started is carried on the result (`late`).
+//!
+//! ```yaml
+//! sources:
+//!   shop_health:
+//!     type: http_probe
+//!     service: shop
+//!     check: health          # default: the node id
+//!     interval: 10s          # default 10s
+//!     timeout: 2s            # per attempt; default 5s, at most the interval
+//!     retry: { max_attempts: 3, initial_delay: 200ms, jitter: full }
+//!     url: http://127.0.0.1:8080/health
+//! ```
+
+pub mod grpc;
+pub mod http;
+pub mod perfdata;
+pub mod script;
+pub mod tcp;
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_norway::{Mapping, Value};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::RetryPolicy;
+use crate::config::diagnostics::{Diagnostics, KeyPath};
+use crate::event::{
+    Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
+};
+use crate::pipeline::{NodeError, Output, Source};
+
+/// The options every check has, whatever its protocol.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// The service this check watches.
+    pub service: String,
+    /// The check's name, unique within the service. Default: the node's id.
+    #[serde(default)]
+    pub check: String,
+    /// How often the check runs. Default `10s`.
+    #[serde(default = "default_interval", with = "crate::config::duration")]
+    pub interval: Duration,
+    /// How long one attempt may take. Default `5s`, or the interval if shorter.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::duration::optional"
+    )]
+    pub timeout: Option<Duration>,
+    /// Retries within one tick. Default: none.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CheckConfig {
+    /// The keys of [`CheckConfig`]: a probe node's options are split on these into
+    /// the shared part and the protocol's own.
+    const KEYS: [&'static str; 5] = ["service", "check", "interval", "timeout", "retry"];
+
+    fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT.min(self.interval))
+    }
+}
+
+/// A probe source's configuration: the shared options and the protocol's own, written
+/// side by side in one mapping.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeConfig<P> {
+    #[serde(flatten)]
+    pub check: CheckConfig,
+    #[serde(flatten)]
+    pub probe: P,
+}
+
+/// A protocol's own options.
+pub trait ProbeOptions: serde::de::DeserializeOwned {
+    /// Checks what decoding each key on its own cannot (keys that depend on each
+    /// other), reporting problems at `path`, the node's options.
+    fn check(&self, _path: &KeyPath, _diag: &mut Diagnostics) {}
+}
+
+impl<P: ProbeOptions> ProbeConfig<P> {
+    /// Decodes a probe node's options. The mapping is split in two, since serde cannot
+    /// both flatten a struct and refuse unknown keys; each half is decoded on its own,
+    /// so every bad key of either is reported.
+    pub fn decode(body: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<ProbeConfig<P>> {
+        let Some(options) = body.as_mapping() else {
+            diag.decode::<CheckConfig>(body, path);
+            return None;
+        };
+        let (shared, own): (Mapping, Mapping) =
+            options.clone().into_iter().partition(|(key, _)| {
+                key.as_str()
+                    .is_some_and(|key| CheckConfig::KEYS.contains(&key))
+            });
+        let check = diag.decode::<CheckConfig>(&Value::Mapping(shared), path);
+        let probe = diag.decode::<P>(&Value::Mapping(own), path);
+        if let Some(probe) = &probe {
+            probe.check(path, diag);
+        }
+        let mut check = check?;
+        if check.check.is_empty() {
+            check.check = path.last_key().unwrap_or_default().to_owned();
+        }
+        if let Some(timeout) = check.timeout
+            && timeout > check.interval
+        {
+            diag.error(
+                &path.key("timeout"),
+                format!(
+                    "timeout `{}` is longer than the interval `{}`; a check must end before its next tick",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(check.interval)
+                ),
+            );
+        }
+        Some(ProbeConfig {
+            check,
+            probe: probe?,
+        })
+    }
+
+    /// Builds the running source around `probe`, which makes single attempts.
+    pub fn build_with(
+        &self,
+        kind: ProbeKind,
+        probe: Box<dyn Probe>,
+        once: bool,
+    ) -> Box<dyn Source> {
+        Box::new(Scheduled {
+            service: self.check.service.as_str().into(),
+            check: self.check.check.as_str().into(),
+            kind,
+            interval: self.check.interval,
+            timeout: self.check.timeout(),
+            retry: self.check.retry.clone(),
+            probe,
+            once,
+        })
+    }
+}
+
+/// One attempt at a check, in one protocol.
+pub trait Probe: Send + Sync + 'static {
+    /// Makes one attempt. The scheduler drops the future when the attempt's time is
+    /// up, so an attempt must leave nothing running when dropped (a script's process
+    /// group is killed, a connection closed).
+    fn attempt(&self) -> BoxFuture<'_, Attempt>;
+}
+
+/// What one attempt found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub status: Option<ProbeStatus>,
+    pub reason: Option<FailureReason>,
+    pub detail: String,
+    pub perfdata: Vec<PerfSample>,
+}
+
+impl Attempt {
+    pub fn up(detail: impl Into<String>) -> Attempt {
+        Attempt {
+            outcome: Outcome::Up,
+            status: None,
+            reason: None,
+            detail: detail.into(),
+            perfdata: Vec::new(),
+        }
+    }
+
+    pub fn down(reason: FailureReason, detail: impl Into<String>) -> Attempt {
+        Attempt {
+            outcome: Outcome::Down,
+            status: None,
+            reason: Some(reason),
+            detail: detail.into(),
+            perfdata: Vec::new(),
+        }
+    }
+
+    pub fn with_status(mut self, status: ProbeStatus) -> Attempt {
+        self.status = Some(status);
+        self
+    }
+
+    /// A failure from a connection or request error, its reason read off the error's
+    /// causes.
+    pub fn failed(error: &(dyn StdError + 'static)) -> Attempt {
+        Attempt::down(reason_of(error), describe_error(error))
+    }
+}
+
+/// The reason for a connection-level error: the first cause that says something
+/// definite (TLS, refused, timed out, name not resolved) decides.
+pub fn reason_of(error: &(dyn StdError + 'static)) -> FailureReason {
+    for err in causes(error) {
+        if err.is::<rustls::Error>() {
+            return FailureReason::Tls;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset => {
+                    return FailureReason::Refused;
+                }
+                ErrorKind::TimedOut => return FailureReason::Timeout,
+                _ => {}
+            }
+        }
+        // hyper-util reports a failed lookup as a plain error whose message says so;
+        // it has no type of its own to test for.
+        if err.to_string().starts_with("dns error") {
+            return FailureReason::Dns;
+        }
+    }
+    FailureReason::Other
+}
+
+/// An error's causes on one line, without the wrappers that say nothing ("error
+/// sending request for url (...)", "client error (Connect)") or repeat a cause. The
+/// request's URL is left out: its query may hold a secret.
+pub fn describe_error(error: &(dyn StdError + 'static)) -> String {
+    let all: Vec<&(dyn StdError + 'static)> = causes(error).collect();
+    let mut parts: Vec<String> = Vec::new();
+    for (i, err) in all.iter().enumerate() {
+        let text = err.to_string();
+        let wrapper = err.is::<reqwest::Error>() || text.starts_with("client error (");
+        let last = i + 1 == all.len();
+        if (wrapper && !last) || parts.iter().any(|part| part.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    let text = parts.join(": ");
+    if reason_of(error) == FailureReason::Tls {
+        format!("TLS: {text}")
+    } else {
+        text
+    }
+}
+
+/// The error and its causes, outermost first. An I/O error that wraps another error
+/// (rustls's, hyper's) hides it from `source`, so the wrapped one is taken from it.
+fn causes<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&err| {
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => err.source(),
+        }
+    })
+}
+
+/// A check with its schedule: the running source.
+struct Scheduled {
+    service: ServiceName,
+    check: Arc<str>,
+    kind: ProbeKind,
+    interval: Duration,
+    timeout: Duration,
+    retry: RetryPolicy,
+    probe: Box<dyn Probe>,
+    /// `--once`: one tick, at once, then stop.
+    once: bool,
+}
+
+impl Source for Scheduled {
+    fn run(
+        self: Box<Self>,
+        out: Output,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), NodeError>> {
+        Box::pin(async move {
+            let mut rng = fastrand::Rng::new();
+            let offset = if self.once {
+                Duration::ZERO
+            } else {
+                self.interval.mul_f64(rng.f64())
+            };
+            let mut ticks = tokio::time::interval_at(Instant::now() + offset, self.interval);
+            // A late tick is followed by the next one on the original phase, never by
+            // a burst of the ticks it missed.
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            loop {
+                let scheduled = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(()),
+                    scheduled = ticks.tick() => scheduled,
+                };
+                let result = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(()),
+                    result = self.tick(scheduled, &mut rng) => result,
+                };
+                if out.send(vec![Event::ProbeResult(result)]).await.is_err() || self.once {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+impl Scheduled {
+    /// One tick: attempts until one is not down, the attempts run out, or the next
+    /// attempt could not finish before the tick's budget (its interval) is spent.
+    async fn tick(&self, scheduled: Instant, rng: &mut fastrand::Rng) -> ProbeResult {
+        let started = Instant::now();
+        let at = SystemTime::now();
+        let budget_end = started + self.interval;
+        let mut delays = self.retry.delays(rng.fork());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let limit = self
+                .timeout
+                .min(budget_end.saturating_duration_since(Instant::now()));
+            let began = Instant::now();
+            let attempt = match tokio::time::timeout(limit, self.probe.attempt()).await {
+                Ok(attempt) => attempt,
+                Err(_) => Attempt::down(
+                    FailureReason::Timeout,
+                    format!("timed out after {}", humantime::format_duration(limit)),
+                ),
+            };
+            let latency = began.elapsed();
+            let retry_at = delays.next().map(|delay| Instant::now() + delay);
+            let retry = attempt.outcome == Outcome::Down
+                && attempts < self.retry.max_attempts
+                && retry_at.is_some_and(|at| at < budget_end);
+            if !retry {
+                return ProbeResult {
+                    service: self.service.clone(),
+                    check: self.check.clone(),
+                    kind: self.kind,
+                    at,
+                    late: started.saturating_duration_since(scheduled),
+                    outcome: attempt.outcome,
+                    latency,
+                    attempts,
+                    status: attempt.status,
+                    reason: attempt.reason,
+                    detail: attempt.detail,
+                    perfdata: attempt.perfdata,
+                };
+            }
+            if let Some(at) = retry_at {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+    }
+}

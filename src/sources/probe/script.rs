@@ -1,0 +1,319 @@
+//! The `script_probe` source: runs a command and reads its verdict the Nagios way.
+//!
+//! The command runs as an argument vector, without a shell, unless `shell: true` asks
+//! for `sh -c`. It runs in a process group of its own, so that when its time is up the
+//! whole group is killed, children included; the group is also killed when the command
+//! exits, so nothing a check starts outlives it. Standard output and error are read as
+//! they come and kept up to [`OUTPUT_LIMIT`] bytes each: a command that floods its
+//! output is cut, not buffered.
+//!
+//! Exit codes follow the Nagios plugin conventions: 0 OK is up, 1 WARNING is degraded,
+//! 2 CRITICAL is down, 3 UNKNOWN or anything else is down. The first line of output
+//! before `|` is the detail (standard error's first line if standard output is empty),
+//! and performance data after `|` becomes samples ([`super::perfdata`]), so Debian's
+//! monitoring-plugins work as they are.
+//!
+//! ```yaml
+//! sources:
+//!   disk:
+//!     type: script_probe
+//!     service: host
+//!     command: [/usr/lib/nagios/plugins/check_disk, -w, "10%", -c, "5%", -p, /]
+//!     env: { LC_ALL: C }
+//!     working_dir: /var/tmp        # default: Aegis's own
+//!   queue:
+//!     type: script_probe
+//!     service: jobs
+//!     shell: true                  # run through `sh -c`
+//!     command: "./check-queue.sh | tail -n 1"
+//! ```
+//!
+//! A relative program path with a `/` in it (`./check.sh`) and a relative
+//! `working_dir` are taken from the configuration file's folder.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::perfdata::parse_plugin_output;
+use super::{Attempt, Probe, ProbeOptions};
+use crate::config::diagnostics::{Diagnostics, KeyPath};
+use crate::event::{FailureReason, Outcome};
+
+/// The most of standard output, and of standard error, that is kept.
+const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Configuration of a `script_probe` (the options besides the shared check options).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptProbeConfig {
+    /// The program and its arguments; with `shell`, a command line.
+    pub command: CommandLine,
+    #[serde(default)]
+    pub shell: bool,
+    /// Variables added to the environment Aegis runs in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+}
+
+/// A command as an argument vector (a list) or, for the shell, a line (a string).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    Line(String),
+    Argv(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let expected = "expected a list of arguments such as `[/usr/lib/nagios/plugins/check_tcp, -H, 127.0.0.1, -p, \"80\"]`, or a command line string with `shell: true`";
+        let command = match serde_norway::Value::deserialize(deserializer)? {
+            serde_norway::Value::String(line) => CommandLine::Line(line),
+            serde_norway::Value::Sequence(items) => CommandLine::Argv(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        serde_norway::Value::String(s) => Some(s),
+                        serde_norway::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(|| serde::de::Error::custom(expected))?,
+            ),
+            _ => return Err(serde::de::Error::custom(expected)),
+        };
+        let empty = match &command {
+            CommandLine::Line(line) => line.trim().is_empty(),
+            CommandLine::Argv(argv) => argv.first().is_none_or(|program| program.is_empty()),
+        };
+        if empty {
+            return Err(serde::de::Error::custom(format!(
+                "empty command; {expected}"
+            )));
+        }
+        Ok(command)
+    }
+}
+
+impl ProbeOptions for ScriptProbeConfig {
+    /// A command line needs a shell.
+    fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
+        if let CommandLine::Line(line) = &self.command
+            && !self.shell
+        {
+            diag.error(
+                &path.key("command"),
+                format!("`{line}` is a command line, which needs `shell: true`; without a shell, write the command as a list of arguments"),
+            );
+        }
+    }
+}
+
+impl ScriptProbeConfig {
+    pub fn build(&self, base: &Path) -> ScriptProbe {
+        let argv: Vec<String> = match (&self.command, self.shell) {
+            (CommandLine::Line(line), _) => vec!["sh".into(), "-c".into(), line.clone()],
+            (CommandLine::Argv(argv), true) => vec!["sh".into(), "-c".into(), argv.join(" ")],
+            (CommandLine::Argv(argv), false) => {
+                let mut argv = argv.clone();
+                if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+                    argv[0] = base.join(&argv[0]).to_string_lossy().into_owned();
+                }
+                argv
+            }
+        };
+        ScriptProbe {
+            argv,
+            env: self.env.clone(),
+            working_dir: self.working_dir.as_ref().map(|dir| base.join(dir)),
+        }
+    }
+}
+
+/// A running script check's attempt maker.
+pub struct ScriptProbe {
+    /// The program, then its arguments; never empty.
+    argv: Vec<String>,
+    env: BTreeMap<String, String>,
+    working_dir: Option<PathBuf>,
+}
+
+impl Probe for ScriptProbe {
+    fn attempt(&self) -> BoxFuture<'_, Attempt> {
+        Box::pin(async move {
+            let mut command = tokio::process::Command::new(&self.argv[0]);
+            command
+                .args(&self.argv[1..])
+                .envs(&self.env)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            if let Some(dir) = &self.working_dir {
+                command.current_dir(dir);
+            }
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(err) => {
+                    return Attempt::down(
+                        FailureReason::Spawn,
+                        format!("cannot start `{}`: {err}", self.argv[0]),
+                    );
+                }
+            };
+            let (Some(pid), Some(stdout), Some(stderr)) =
+                (child.id(), child.stdout.take(), child.stderr.take())
+            else {
+                return Attempt::down(FailureReason::Spawn, "the command ended as it started");
+            };
+            let mut group = ProcessGroup {
+                id: pid as libc::pid_t,
+                killed: false,
+            };
+            let exited = async {
+                let status = child.wait().await;
+                // Children left behind would hold the output pipes open (and run on).
+                group.kill();
+                status
+            };
+            let (status, stdout, stderr) =
+                tokio::join!(exited, read_capped(stdout), read_capped(stderr));
+            match status {
+                Ok(status) => verdict(status, &stdout, &stderr),
+                Err(err) => Attempt::down(
+                    FailureReason::Other,
+                    format!("waiting for the command: {err}"),
+                ),
+            }
+        })
+    }
+}
+
+/// The process group a command runs in, killed when the attempt ends or is dropped.
+struct ProcessGroup {
+    id: libc::pid_t,
+    killed: bool,
+}
+
+impl ProcessGroup {
+    fn kill(&mut self) {
+        if !self.killed {
+            self.killed = true;
+            // SAFETY: killpg only sends a signal; the group is the command's own (its
+            // leader is the command, started with `process_group(0)`), and the leader
+            // is not yet reaped when this runs from `Drop`, so the id is not reused.
+            unsafe { libc::killpg(self.id, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads to the end, keeping the first [`OUTPUT_LIMIT`] bytes and discarding the rest
+/// (still reading it, so the writer is not blocked on a full pipe).
+async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+    kept
+}
+
+/// The attempt for a command that ended with `status`, by the Nagios conventions.
+fn verdict(status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> Attempt {
+    let output = parse_plugin_output(&String::from_utf8_lossy(stdout));
+    let mut text = output.detail;
+    if text.is_empty() {
+        text = parse_plugin_output(&String::from_utf8_lossy(stderr)).detail;
+    }
+    let (outcome, reason, prefix) = match (status.code(), status.signal()) {
+        (Some(0), _) => (Outcome::Up, None, String::new()),
+        (Some(1), _) => (
+            Outcome::Degraded,
+            Some(FailureReason::ExitCode),
+            "exit 1".into(),
+        ),
+        (Some(code), _) => (
+            Outcome::Down,
+            Some(FailureReason::ExitCode),
+            format!("exit {code}"),
+        ),
+        (None, signal) => (
+            Outcome::Down,
+            Some(FailureReason::Other),
+            format!("killed by signal {}", signal.unwrap_or(0)),
+        ),
+    };
+    let detail = match (prefix.is_empty(), text.is_empty()) {
+        (true, true) => "exit 0".to_owned(),
+        (true, false) => text,
+        (false, true) => prefix,
+        (false, false) => format!("{prefix}: {text}"),
+    };
+    Attempt {
+        outcome,
+        status: None,
+        reason,
+        detail,
+        perfdata: output.perfdata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(code: i32) -> std::process::ExitStatus {
+        std::process::ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn exit_codes_follow_the_nagios_conventions() {
+        let ok = verdict(
+            exit(0),
+            b"DISK OK - free space: / 40%|'/'=4000MB;;;0;10000\n",
+            b"",
+        );
+        assert_eq!((ok.outcome, ok.reason), (Outcome::Up, None));
+        assert_eq!(ok.detail, "DISK OK - free space: / 40%");
+        assert_eq!(ok.perfdata.len(), 1);
+        let warning = verdict(exit(1), b"LOAD WARNING - 5.0\n", b"");
+        assert_eq!(warning.outcome, Outcome::Degraded);
+        assert_eq!(warning.detail, "exit 1: LOAD WARNING - 5.0");
+        let critical = verdict(exit(2), b"DISK CRITICAL - free space: / 3%|x=1\n", b"");
+        assert_eq!(
+            (critical.outcome, critical.reason),
+            (Outcome::Down, Some(FailureReason::ExitCode))
+        );
+        assert_eq!(critical.detail, "exit 2: DISK CRITICAL - free space: / 3%");
+        let unknown = verdict(exit(3), b"", b"check_x: invalid option\nusage: ...\n");
+        assert_eq!(unknown.outcome, Outcome::Down);
+        assert_eq!(unknown.detail, "exit 3: check_x: invalid option");
+        let other = verdict(exit(127), b"", b"");
+        assert_eq!(other.detail, "exit 127");
+        let silent = verdict(exit(0), b"", b"");
+        assert_eq!(silent.detail, "exit 0");
+        let killed = verdict(std::process::ExitStatus::from_raw(9), b"", b"");
+        assert_eq!(
+            (killed.outcome, killed.detail.as_str()),
+            (Outcome::Down, "killed by signal 9")
+        );
+    }
+}

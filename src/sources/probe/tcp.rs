@@ -1,0 +1,130 @@
+//! The `tcp_probe` source: a TCP connect, optionally a payload sent and a reply that
+//! must match a regex.
+//!
+//! ```yaml
+//! sources:
+//!   redis:
+//!     type: tcp_probe
+//!     service: cache
+//!     address: 127.0.0.1:6379      # host:port
+//!     send: "PING\r\n"             # optional
+//!     expect: '^\+PONG'            # optional: the reply must match
+//! ```
+//!
+//! With `expect`, the reply is read until the regex matches, the peer closes, or
+//! [`REPLY_LIMIT`] bytes have come; the attempt's timeout bounds the wait.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::http::RegexText;
+use super::{Attempt, Probe, ProbeOptions};
+use crate::event::FailureReason;
+
+/// The most of a reply that is read and matched.
+const REPLY_LIMIT: usize = 64 * 1024;
+
+/// Configuration of a `tcp_probe` (the options besides the shared check options).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbeConfig {
+    /// `host:port`.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<RegexText>,
+}
+
+impl ProbeOptions for TcpProbeConfig {}
+
+impl TcpProbeConfig {
+    pub fn build(&self) -> TcpProbe {
+        TcpProbe {
+            address: self.address.clone(),
+            send: self.send.clone(),
+            expect: self.expect.as_ref().map(|r| (r.to_string(), r.compile())),
+        }
+    }
+}
+
+/// A running TCP check's attempt maker.
+pub struct TcpProbe {
+    address: String,
+    send: Option<String>,
+    expect: Option<(String, regex::bytes::Regex)>,
+}
+
+impl Probe for TcpProbe {
+    fn attempt(&self) -> BoxFuture<'_, Attempt> {
+        Box::pin(async move {
+            let addresses = match tokio::net::lookup_host(&self.address).await {
+                Ok(addresses) => addresses,
+                Err(err) => {
+                    return Attempt::down(
+                        FailureReason::Dns,
+                        format!("cannot resolve `{}`: {err}", self.address),
+                    );
+                }
+            };
+            let mut last_error = None;
+            let mut stream = None;
+            for address in addresses {
+                match TcpStream::connect(address).await {
+                    Ok(connected) => {
+                        stream = Some(connected);
+                        break;
+                    }
+                    Err(err) => last_error = Some((address, err)),
+                }
+            }
+            let Some(mut stream) = stream else {
+                return match last_error {
+                    Some((address, err)) => Attempt::down(
+                        super::reason_of(&err),
+                        format!("connect to {address}: {err}"),
+                    ),
+                    None => Attempt::down(
+                        FailureReason::Dns,
+                        format!("`{}` resolves to no address", self.address),
+                    ),
+                };
+            };
+            if let Some(payload) = &self.send
+                && let Err(err) = stream.write_all(payload.as_bytes()).await
+            {
+                return Attempt::down(super::reason_of(&err), format!("send: {err}"));
+            }
+            match &self.expect {
+                None => Attempt::up("connected"),
+                Some((text, regex)) => expect_reply(&mut stream, text, regex).await,
+            }
+        })
+    }
+}
+
+/// Reads until the reply matches, the peer closes, or the limit is reached.
+async fn expect_reply(stream: &mut TcpStream, text: &str, regex: &regex::bytes::Regex) -> Attempt {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if regex.is_match(&reply) {
+            return Attempt::up("reply matched");
+        }
+        if reply.len() >= REPLY_LIMIT {
+            break;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n.min(REPLY_LIMIT - reply.len())]),
+            Err(err) => return Attempt::down(super::reason_of(&err), format!("read: {err}")),
+        }
+    }
+    let shown: String = String::from_utf8_lossy(&reply).chars().take(80).collect();
+    Attempt::down(
+        FailureReason::Body,
+        format!("reply does not match `{text}`: {shown:?}"),
+    )
+}
