@@ -5,5 +5,7 @@ mod cli;
 mod config_errors;
 mod examples;
 mod loghub;
+mod probes;
+mod servers;
 mod tail;
 mod util;

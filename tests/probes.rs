@@ -1,0 +1,514 @@
+//! Health checks against real servers on 127.0.0.1: each outcome, reason and detail,
+//! timeouts cut on time, a hung script's process group killed, retries spaced by
+//! their policy, and real Nagios plugins as script checks.
+//!
+//! Each test runs `aegis run --once --format json`, which makes one tick of every
+//! check at once and reports each check's result.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::servers::{Blackhole, GrpcServer, HttpServer, TcpServer, closed_port};
+use crate::util::{Scene, aegis_on};
+
+/// Where Debian's monitoring-plugins put the Nagios plugins.
+const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
+
+/// Runs one tick of every check in `yaml` (the checks of service `s`) and returns the
+/// results by check name, with how long the whole run took.
+fn check_once(scene: &Scene, checks: &str) -> (HashMap<String, Value>, Duration) {
+    let config = scene.config(&format!(
+        "services:\n  - name: s\n    health_checks:\n{checks}"
+    ));
+    let started = Instant::now();
+    let output = aegis_on(&["run", "--once", "--format", "json"], &config);
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "aegis failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("the summary is JSON");
+    let results = report["checks"]
+        .as_array()
+        .expect("the summary lists checks")
+        .iter()
+        .map(|check| (check["check"].as_str().unwrap().to_owned(), check.clone()))
+        .collect();
+    (results, elapsed)
+}
+
+/// Asserts a result's outcome, reason and detail.
+#[track_caller]
+fn expect(
+    results: &HashMap<String, Value>,
+    check: &str,
+    outcome: &str,
+    reason: Option<&str>,
+    detail: &str,
+) {
+    let result = results
+        .get(check)
+        .unwrap_or_else(|| panic!("no result for `{check}` in {results:#?}"));
+    let got = (
+        result["outcome"].as_str(),
+        result["reason"].as_str(),
+        result["detail"].as_str().unwrap_or(""),
+    );
+    assert!(
+        got.0 == Some(outcome) && got.1 == reason && got.2.starts_with(detail),
+        "`{check}`: expected {outcome} / {reason:?} / `{detail}…`, got {result:#}"
+    );
+}
+
+/// Asserts that a check was cut at `timeout`: its attempt took at least that long and
+/// not much more.
+#[track_caller]
+fn cut_at(results: &HashMap<String, Value>, check: &str, timeout: Duration) {
+    expect(results, check, "down", Some("timeout"), "timed out after");
+    let latency = Duration::from_secs_f64(results[check]["latency"].as_f64().unwrap());
+    assert!(
+        latency >= timeout && latency < timeout + Duration::from_millis(700),
+        "`{check}` took {latency:?}, its timeout is {timeout:?}"
+    );
+}
+
+#[test]
+fn http_checks_report_status_body_and_connection_failures() {
+    let server = HttpServer::start();
+    let scene = Scene::new();
+    let refused = closed_port();
+    let checks = format!(
+        r#"
+      - {{ name: ok, type: http, url: "{ok}" }}
+      - {{ name: unavailable, type: http, url: "{unavailable}" }}
+      - {{ name: expected_503, type: http, url: "{unavailable}", expect_status: [200, "500-503"] }}
+      - {{ name: body_missing, type: http, url: "{body}", body_contains: '"status": "up"' }}
+      - {{ name: body_matches, type: http, url: "{body}", body_regex: '"status":\s*"degraded"' }}
+      - {{ name: body_unmatched, type: http, url: "{body}", body_regex: '^ok$' }}
+      - {{ name: redirect_followed, type: http, url: "{redirect}" }}
+      - {{ name: redirect_kept, type: http, url: "{redirect}", follow_redirects: false }}
+      - {{ name: post, type: http, method: post, url: "{ok}", headers: {{ X-Probe: aegis }} }}
+      - {{ name: refused, type: http, url: "http://{refused}/health" }}
+      - {{ name: tls, type: http, url: "https://{addr}/ok" }}
+      - {{ name: hung, type: http, url: "{hang}", timeout: 1s }}
+"#,
+        ok = server.url("/ok"),
+        unavailable = server.url("/status/503"),
+        body = server.url("/body"),
+        redirect = server.url("/redirect"),
+        hang = server.url("/hang"),
+        addr = server.addr,
+    );
+    let (results, elapsed) = check_once(&scene, &checks);
+    expect(&results, "ok", "up", None, "status 200");
+    assert_eq!(results["ok"]["http_status"], 200);
+    assert_eq!(results["ok"]["kind"], "http");
+    assert_eq!(results["ok"]["attempts"], 1);
+    expect(
+        &results,
+        "unavailable",
+        "down",
+        Some("status"),
+        "status 503, expected 200-299",
+    );
+    assert_eq!(results["unavailable"]["http_status"], 503);
+    expect(&results, "expected_503", "up", None, "status 503");
+    expect(
+        &results,
+        "body_missing",
+        "down",
+        Some("body"),
+        r#"status 200, but the body does not contain `"status": "up"`"#,
+    );
+    expect(&results, "body_matches", "up", None, "status 200");
+    expect(
+        &results,
+        "body_unmatched",
+        "down",
+        Some("body"),
+        "status 200, but the body does not match `^ok$`",
+    );
+    expect(&results, "redirect_followed", "up", None, "status 200");
+    expect(
+        &results,
+        "redirect_kept",
+        "down",
+        Some("status"),
+        "status 302, expected 200-299",
+    );
+    expect(&results, "post", "up", None, "status 200");
+    expect(
+        &results,
+        "refused",
+        "down",
+        Some("refused"),
+        "tcp connect error: Connection refused",
+    );
+    expect(&results, "tls", "down", Some("tls"), "TLS: ");
+    cut_at(&results, "hung", Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(5), "the run took {elapsed:?}");
+}
+
+#[test]
+fn tcp_checks_connect_send_and_expect() {
+    let server = TcpServer::start();
+    let blackhole = Blackhole::start();
+    let scene = Scene::new();
+    let checks = format!(
+        r#"
+      - {{ name: connect, type: tcp, address: "{addr}" }}
+      - {{ name: pong, type: tcp, address: "{addr}", send: "PING\r\n", expect: '^\+PONG' }}
+      - {{ name: wrong_reply, type: tcp, address: "{addr}", send: "HELLO\r\n", expect: '^\+PONG' }}
+      - {{ name: refused, type: tcp, address: "{refused}" }}
+      - {{ name: blackholed, type: tcp, address: "{blackhole}", timeout: 1s }}
+      - {{ name: unresolvable, type: tcp, address: "no-port-given" }}
+"#,
+        addr = server.addr,
+        refused = closed_port(),
+        blackhole = blackhole.addr,
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "connect", "up", None, "connected");
+    assert_eq!(results["connect"]["kind"], "tcp");
+    expect(&results, "pong", "up", None, "reply matched");
+    expect(
+        &results,
+        "wrong_reply",
+        "down",
+        Some("body"),
+        r#"reply does not match `^\+PONG`: "-ERR unknown command\r\n""#,
+    );
+    expect(
+        &results,
+        "refused",
+        "down",
+        Some("refused"),
+        "connect to 127.0.0.1:",
+    );
+    cut_at(&results, "blackholed", Duration::from_secs(1));
+    expect(
+        &results,
+        "unresolvable",
+        "down",
+        Some("dns"),
+        "cannot resolve `no-port-given`",
+    );
+}
+
+#[test]
+fn grpc_checks_follow_the_health_protocol() {
+    let healthy = GrpcServer::with_health();
+    let bare = GrpcServer::without_health();
+    let blackhole = Blackhole::start();
+    let scene = Scene::new();
+    let checks = format!(
+        r#"
+      - {{ name: server, type: grpc, address: "{addr}" }}
+      - {{ name: orders, type: grpc, address: "{addr}", grpc_service: shop.Orders }}
+      - {{ name: billing, type: grpc, address: "{addr}", grpc_service: shop.Billing }}
+      - {{ name: unknown, type: grpc, address: "{addr}", grpc_service: shop.Nothing }}
+      - {{ name: no_health, type: grpc, address: "{bare}" }}
+      - {{ name: refused, type: grpc, address: "{refused}" }}
+      - {{ name: blackholed, type: grpc, address: "{blackhole}", timeout: 1s }}
+"#,
+        addr = healthy.addr,
+        bare = bare.addr,
+        refused = closed_port(),
+        blackhole = blackhole.addr,
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "server", "up", None, "SERVING");
+    assert_eq!(results["server"]["grpc_status"], "SERVING");
+    assert_eq!(results["server"]["kind"], "grpc");
+    expect(&results, "orders", "up", None, "SERVING");
+    expect(
+        &results,
+        "billing",
+        "down",
+        Some("grpc_status"),
+        "NOT_SERVING",
+    );
+    assert_eq!(results["billing"]["grpc_status"], "NOT_SERVING");
+    expect(
+        &results,
+        "unknown",
+        "down",
+        Some("grpc_status"),
+        "SERVICE_UNKNOWN: the server does not know the service `shop.Nothing`",
+    );
+    expect(
+        &results,
+        "no_health",
+        "down",
+        Some("grpc_status"),
+        "UNIMPLEMENTED: the server has no grpc.health.v1.Health service",
+    );
+    assert_eq!(results["no_health"]["grpc_status"], "UNIMPLEMENTED");
+    expect(
+        &results,
+        "refused",
+        "down",
+        Some("refused"),
+        "transport error",
+    );
+    cut_at(&results, "blackholed", Duration::from_secs(1));
+}
+
+/// Writes an executable shell script.
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script written");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn script_checks_follow_the_nagios_conventions() {
+    let scene = Scene::new();
+    let dir = scene.dir.path();
+    let ok = script(
+        dir,
+        "ok.sh",
+        "echo \"DISK OK - free space: / 40% | '/'=4000MB;8000;9500;0;10000 inodes=12%;80;90\"",
+    );
+    let warning = script(
+        dir,
+        "warning.sh",
+        "echo 'LOAD WARNING - load average: 5.1'; exit 1",
+    );
+    let critical = script(
+        dir,
+        "critical.sh",
+        "echo 'DISK CRITICAL - free space: / 3%|/=3%;10;5'; exit 2",
+    );
+    let unknown = script(
+        dir,
+        "unknown.sh",
+        "echo 'usage: check_x -H host' >&2; exit 3",
+    );
+    let environment = script(dir, "env.sh", "echo \"OK - $GREETING from $(pwd)\"");
+    let flood = script(
+        dir,
+        "flood.sh",
+        "echo 'OK - flooding'; head -c 20000000 /dev/zero | tr '\\0' 'y'; exit 0",
+    );
+    std::fs::create_dir(dir.join("work")).expect("folder");
+    let checks = format!(
+        r#"
+      - {{ name: ok, type: script, command: ["{ok}"] }}
+      - {{ name: warning, type: script, command: ["{warning}"] }}
+      - {{ name: critical, type: script, command: ["{critical}"] }}
+      - {{ name: unknown, type: script, command: ["{unknown}"] }}
+      - {{ name: env, type: script, command: ["{environment}"], env: {{ GREETING: hello }}, working_dir: work }}
+      - {{ name: shell, type: script, shell: true, command: "echo 'OK - piped' | tr a-z A-Z" }}
+      - {{ name: missing, type: script, command: ["./no-such-check.sh"] }}
+      - {{ name: flood, type: script, command: ["{flood}"] }}
+"#
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "ok", "up", None, "DISK OK - free space: / 40%");
+    assert_eq!(results["ok"]["kind"], "script");
+    let perfdata = &results["ok"]["perfdata"];
+    assert_eq!(perfdata[0]["label"], "/");
+    assert_eq!(perfdata[0]["value"], 4000.0);
+    assert_eq!(perfdata[0]["unit"], "MB");
+    assert_eq!(perfdata[0]["warn"], "8000");
+    assert_eq!(perfdata[0]["max"], 10000.0);
+    assert_eq!(perfdata[1]["label"], "inodes");
+    assert_eq!(perfdata[1]["unit"], "%");
+    expect(
+        &results,
+        "warning",
+        "degraded",
+        Some("exit_code"),
+        "exit 1: LOAD WARNING - load average: 5.1",
+    );
+    expect(
+        &results,
+        "critical",
+        "down",
+        Some("exit_code"),
+        "exit 2: DISK CRITICAL - free space: / 3%",
+    );
+    expect(
+        &results,
+        "unknown",
+        "down",
+        Some("exit_code"),
+        "exit 3: usage: check_x -H host",
+    );
+    let work = dir.join("work").canonicalize().unwrap();
+    expect(
+        &results,
+        "env",
+        "up",
+        None,
+        &format!("OK - hello from {}", work.display()),
+    );
+    expect(&results, "shell", "up", None, "OK - PIPED");
+    expect(&results, "missing", "down", Some("spawn"), "cannot start `");
+    expect(&results, "flood", "up", None, "OK - flooding");
+}
+
+#[test]
+fn a_command_line_without_a_shell_is_a_configuration_error() {
+    let scene = Scene::new();
+    let config = scene.config(
+        "services:\n  - name: s\n    health_checks:\n      - { name: x, type: script, command: \"check_disk -w 10%\" }\n",
+    );
+    let output = aegis_on(&["validate"], &config);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("services[0].health_checks[0].command: `check_disk -w 10%` is a command line, which needs `shell: true`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
+    let scene = Scene::new();
+    let dir = scene.dir.path();
+    let pids = dir.join("pids");
+    // The script starts a child that would outlive it, records both, and hangs.
+    let hung = script(
+        dir,
+        "hung.sh",
+        &format!(
+            "sleep 300 &\necho \"$$ $!\" > {}\nsleep 300",
+            pids.display()
+        ),
+    );
+    let checks =
+        format!("      - {{ name: hung, type: script, command: [\"{hung}\"], timeout: 1s }}\n");
+    let (results, elapsed) = check_once(&scene, &checks);
+    cut_at(&results, "hung", Duration::from_secs(1));
+    assert!(elapsed < Duration::from_secs(5), "the run took {elapsed:?}");
+    let recorded = std::fs::read_to_string(&pids).expect("the script recorded its pids");
+    for pid in recorded.split_whitespace() {
+        assert!(
+            gone(pid),
+            "process {pid} of the hung script is still running"
+        );
+    }
+}
+
+/// Whether process `pid` has ended: no longer there, or a zombie waiting for its
+/// parent. Polled with a deadline, since the kernel reaps on its own time.
+fn gone(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim().to_owned()));
+        match state {
+            None => return true,
+            Some(rest) if rest.starts_with('Z') => return true,
+            Some(_) if Instant::now() > deadline => return false,
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+#[test]
+fn real_nagios_plugins_work_as_script_checks() {
+    let plugins = Path::new(NAGIOS_PLUGINS);
+    assert!(
+        plugins.join("check_tcp").exists() && plugins.join("check_http").exists(),
+        "the Nagios plugins are missing: apt-get install monitoring-plugins-basic monitoring-plugins-standard"
+    );
+    let http = HttpServer::start();
+    let tcp = TcpServer::start();
+    let refused = closed_port();
+    let scene = Scene::new();
+    let checks = format!(
+        r#"
+      - {{ name: tcp_up, type: script, command: ["{NAGIOS_PLUGINS}/check_tcp", -H, 127.0.0.1, -p, "{tcp}"] }}
+      - {{ name: tcp_refused, type: script, command: ["{NAGIOS_PLUGINS}/check_tcp", -H, 127.0.0.1, -p, "{refused}"] }}
+      - {{ name: http_up, type: script, command: ["{NAGIOS_PLUGINS}/check_http", -H, 127.0.0.1, -p, "{http}", -u, /ok] }}
+      - {{ name: http_missing, type: script, command: ["{NAGIOS_PLUGINS}/check_http", -H, 127.0.0.1, -p, "{http}", -u, /status/404] }}
+"#,
+        tcp = tcp.addr.port(),
+        refused = refused.port(),
+        http = http.addr.port(),
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "tcp_up", "up", None, "TCP OK - ");
+    let time = &results["tcp_up"]["perfdata"][0];
+    assert_eq!(
+        (time["label"].as_str(), time["unit"].as_str()),
+        (Some("time"), Some("s"))
+    );
+    expect(
+        &results,
+        "tcp_refused",
+        "down",
+        Some("exit_code"),
+        &format!(
+            "exit 2: connect to address 127.0.0.1 and port {}: Connection refused",
+            refused.port()
+        ),
+    );
+    expect(&results, "http_up", "up", None, "HTTP OK: HTTP/1.1 200 OK");
+    let labels: Vec<&str> = results["http_up"]["perfdata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sample| sample["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["time", "size"]);
+    expect(
+        &results,
+        "http_missing",
+        "degraded",
+        Some("exit_code"),
+        "exit 1: HTTP WARNING: HTTP/1.1 404 Not Found",
+    );
+}
+
+#[test]
+fn retries_until_up_spaced_within_the_policy() {
+    let server = HttpServer::start();
+    let scene = Scene::new();
+    // Equal jitter: the delay before retry n is in [exp/2, exp], exp = 200 ms × 2^n.
+    let checks = format!(
+        r#"
+      - name: flaky
+        type: http
+        url: "{flaky}"
+        retry: {{ max_attempts: 3, initial_delay: 200ms, multiplier: 2, jitter: equal }}
+      - name: too_flaky
+        type: http
+        url: "{too_flaky}"
+        retry: {{ max_attempts: 2, initial_delay: 50ms, jitter: none }}
+"#,
+        flaky = server.url("/flaky/2"),
+        too_flaky = server.url("/flaky/5"),
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "flaky", "up", None, "status 200");
+    assert_eq!(results["flaky"]["attempts"], 3);
+    expect(&results, "too_flaky", "down", Some("status"), "status 503");
+    assert_eq!(results["too_flaky"]["attempts"], 2);
+
+    let arrivals = server.arrivals("/flaky/2");
+    assert_eq!(arrivals.len(), 3, "three attempts reached the server");
+    // A gap is the delay plus a request's round trip: never shorter than the delay's
+    // lower bound, and longer than its upper bound only by a loaded machine's slack.
+    let slack = Duration::from_millis(300);
+    for (n, (low, high)) in [(100, 200), (200, 400)].into_iter().enumerate() {
+        let gap = arrivals[n + 1] - arrivals[n];
+        let (low, high) = (Duration::from_millis(low), Duration::from_millis(high));
+        assert!(
+            gap >= low && gap <= high + slack,
+            "gap before retry {}: {gap:?}, expected within [{low:?}, {high:?}] (+ slack)",
+            n + 1
+        );
+    }
+}
