@@ -382,3 +382,197 @@ impl Scheduled {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler on tokio's paused clock: time moves only when every task waits,
+    //! so intervals, timeouts and retry budgets are exact.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::pipeline::Batch;
+    use crate::sources::retry::Jitter;
+
+    /// A probe that takes `takes` of (virtual) time and then is down, `hangs` forever,
+    /// and counts its attempts.
+    struct Fake {
+        takes: Duration,
+        hangs: bool,
+        attempts: Arc<AtomicU32>,
+    }
+
+    impl Probe for Fake {
+        fn attempt(&self) -> BoxFuture<'_, Attempt> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if self.hangs {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(self.takes).await;
+                Attempt::down(FailureReason::Status, "status 503")
+            })
+        }
+    }
+
+    fn check(interval: u64, timeout: u64, retry: RetryPolicy, probe: Fake) -> Scheduled {
+        Scheduled {
+            service: "s".into(),
+            check: "c".into(),
+            kind: ProbeKind::Http,
+            interval: Duration::from_secs(interval),
+            timeout: Duration::from_secs(timeout),
+            retry,
+            probe: Box::new(probe),
+            once: false,
+        }
+    }
+
+    fn fake(takes: u64, hangs: bool) -> (Fake, Arc<AtomicU32>) {
+        let attempts = Arc::new(AtomicU32::new(0));
+        let probe = Fake {
+            takes: Duration::from_secs(takes),
+            hangs,
+            attempts: Arc::clone(&attempts),
+        };
+        (probe, attempts)
+    }
+
+    /// Runs `check` for `run` of virtual time, the downstream channel holding
+    /// `capacity` batches and read only after `stall`; returns each result with the
+    /// virtual time it was received, from the start.
+    async fn run_for(
+        check: Scheduled,
+        run: Duration,
+        capacity: usize,
+        stall: Duration,
+    ) -> Vec<(Duration, ProbeResult)> {
+        let (sender, mut receiver) = mpsc::channel::<Batch>(capacity);
+        let shutdown = CancellationToken::new();
+        let start = Instant::now();
+        let task = tokio::spawn(Box::new(check).run(Output::new(vec![sender]), shutdown.clone()));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(run).await;
+            stop.cancel();
+        });
+        tokio::time::sleep(stall).await;
+        let mut results = Vec::new();
+        while let Some(batch) = receiver.recv().await {
+            for event in batch.iter() {
+                if let Event::ProbeResult(result) = event {
+                    results.push((start.elapsed(), result.clone()));
+                }
+            }
+        }
+        task.await.unwrap().unwrap();
+        results
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_keep_their_interval_and_a_hung_probe_is_cut_at_its_timeout() {
+        let (probe, attempts) = fake(0, true);
+        let results = run_for(
+            check(10, 4, RetryPolicy::default(), probe),
+            Duration::from_secs(100),
+            64,
+            Duration::ZERO,
+        )
+        .await;
+        assert_eq!(results.len(), 10, "one result per interval in 100 s");
+        assert_eq!(attempts.load(Ordering::SeqCst), 10);
+        let first = results[0].0;
+        assert!(
+            first >= Duration::from_secs(4) && first < Duration::from_secs(14),
+            "{first:?}"
+        );
+        for pair in results.windows(2) {
+            assert_eq!(
+                pair[1].0 - pair[0].0,
+                Duration::from_secs(10),
+                "ticks drift"
+            );
+        }
+        for (_, result) in &results {
+            assert_eq!(result.latency, Duration::from_secs(4));
+            assert_eq!(result.reason, Some(FailureReason::Timeout));
+            assert_eq!(result.detail, "timed out after 4s");
+            // The timer wheel's resolution is a millisecond.
+            assert!(result.late < Duration::from_millis(2), "{:?}", result.late);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_ticks_are_spread_across_the_interval() {
+        let mut firsts = Vec::new();
+        for _ in 0..20 {
+            let (probe, _) = fake(0, false);
+            let results = run_for(
+                check(10, 1, RetryPolicy::default(), probe),
+                Duration::from_secs(10),
+                64,
+                Duration::ZERO,
+            )
+            .await;
+            assert_eq!(results.len(), 1);
+            firsts.push(results[0].0.as_millis());
+        }
+        firsts.sort();
+        firsts.dedup();
+        assert!(firsts.len() > 15, "first ticks bunch up: {firsts:?}");
+        assert!(firsts.iter().all(|ms| *ms < 10_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_downstream_delays_results_without_a_burst_of_catch_up_ticks() {
+        let (probe, attempts) = fake(1, false);
+        // The channel holds one batch and is not read for 60 s: the check blocks on
+        // its second send, and its missed ticks are skipped rather than made up.
+        let results = run_for(
+            check(10, 5, RetryPolicy::default(), probe),
+            Duration::from_secs(100),
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+        let made = attempts.load(Ordering::SeqCst);
+        assert!(made <= 8, "{made} attempts: missed ticks were made up");
+        assert_eq!(results.len() as u32, made);
+        // One tick runs late, when the send unblocks; the rest keep their phase.
+        let late: Vec<Duration> = results.iter().map(|(_, r)| r.late).collect();
+        let on_time = late
+            .iter()
+            .filter(|l| **l < Duration::from_millis(2))
+            .count();
+        assert!(on_time + 1 >= late.len(), "{late:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_tick_budget() {
+        // Down at once every time; delays of 1 s, 2 s, 4 s: with a 4 s interval the
+        // third attempt (at 3 s) would wait until 7 s, past the budget.
+        let (probe, attempts) = fake(0, false);
+        let retry = RetryPolicy {
+            max_attempts: 10,
+            initial_delay: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(60),
+            jitter: Jitter::None,
+        };
+        let results = run_for(
+            check(4, 1, retry, probe),
+            Duration::from_secs(8),
+            64,
+            Duration::ZERO,
+        )
+        .await;
+        assert!(!results.is_empty());
+        for (_, result) in &results {
+            assert_eq!(result.attempts, 3);
+        }
+        // A tick cut short by the end of the run made attempts but no result.
+        assert!(attempts.load(Ordering::SeqCst) >= 3 * results.len() as u32);
+    }
+}
