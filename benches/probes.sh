@@ -385,6 +385,7 @@ import json, sys
 *files, cores, n_fast, n_slow = sys.argv[1:]
 rows = [json.load(open(f)) for f in files[:4]]
 s = json.load(open(files[4]))
+ms = lambda x: f"{1000 * x:.2f} ms"
 per_k = lambda r: 1000 * r["cpu"] / r["probes"] if r["probes"] else float("nan")
 print(f"\n### Probe cost: CPU of the prober's own process ({cores} cores, shared with nginx and wrk)\n")
 print("| probe | prober | load | window s | probes ok | failed | probes/s | CPU s | CPU s per 1,000 | late p99 |")
@@ -393,7 +394,7 @@ for r in rows:
     load = f"{n_fast} checks @1s" if r["tool"] == "aegis" else "wrk -c8 -t2"
     print(f'| {r["kind"]} | {r["tool"]} | {load} | {r["window"]:.1f} | {r["probes"]:,} | {r["failed"]:,} '
           f'| {r["probes"] / r["window"]:,.0f} | {r["cpu"]:.2f} | {per_k(r):.3f} '
-          f'| {"–" if r["late_p99"] is None else f"{1000 * r['late_p99']:.2f} ms"} |')
+          f'| {"–" if r["late_p99"] is None else ms(r["late_p99"])} |')
 print()
 for kind, a, b in (("http", rows[0], rows[1]), ("tcp", rows[2], rows[3])):
     print(f"- {kind}: aegis / blackbox CPU per probe = {per_k(a) / per_k(b):.3f} "
@@ -405,7 +406,6 @@ print(f"\n### Scheduling: {n_slow} http checks @10s, window 10–40 s after star
 print("| results | expected | probes/s | late p50 | late p99 | late max | aegis CPU % | checks with ≠3 ticks | gaps >1.5 intervals | not up |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 wrong = sum(v for k, v in s["checks_per_count"].items() if k != "3")
-ms = lambda x: f"{1000 * x:.2f} ms"
 print(f'| {s["results"]:,} | {s["expected"]:,} | {s["rate"]:.1f} | {ms(s["p50"])} | {ms(s["p99"])} '
       f'| {ms(s["max"])} | {s["cpu_pct"]:.1f} | {wrong} | {s["gaps"]} | {s["not_up"]} |')
 print(f'\nchecks by ticks in the window: {s["checks_per_count"]}')

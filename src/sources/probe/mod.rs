@@ -481,8 +481,14 @@ mod tests {
             Duration::ZERO,
         )
         .await;
-        assert_eq!(results.len(), 10, "one result per interval in 100 s");
-        assert_eq!(attempts.load(Ordering::SeqCst), 10);
+        // One tick per interval; the first falls somewhere in the first interval, and
+        // the last may be cut short by the end of the run.
+        assert!(
+            (9..=10).contains(&results.len()),
+            "{} results",
+            results.len()
+        );
+        assert!(attempts.load(Ordering::SeqCst) <= results.len() as u32 + 1);
         let first = results[0].0;
         assert!(
             first >= Duration::from_secs(4) && first < Duration::from_secs(14),
@@ -539,7 +545,11 @@ mod tests {
         .await;
         let made = attempts.load(Ordering::SeqCst);
         assert!(made <= 8, "{made} attempts: missed ticks were made up");
-        assert_eq!(results.len() as u32, made);
+        assert!(
+            made <= results.len() as u32 + 1,
+            "{made} attempts, {} results",
+            results.len()
+        );
         // One tick runs late, when the send unblocks; the rest keep their phase.
         let late: Vec<Duration> = results.iter().map(|(_, r)| r.late).collect();
         let on_time = late
