@@ -528,7 +528,8 @@ mod tests {
         firsts.sort();
         firsts.dedup();
         assert!(firsts.len() > 15, "first ticks bunch up: {firsts:?}");
-        assert!(firsts.iter().all(|ms| *ms < 10_000));
+        // Within the first interval, give or take the timer wheel's millisecond.
+        assert!(firsts.iter().all(|ms| *ms <= 10_001), "{firsts:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -550,13 +551,16 @@ mod tests {
             "{made} attempts, {} results",
             results.len()
         );
-        // One tick runs late, when the send unblocks; the rest keep their phase.
+        // One tick runs late when the send unblocks, and the next may start a little
+        // late behind it (by less than that tick took); the rest keep their phase.
         let late: Vec<Duration> = results.iter().map(|(_, r)| r.late).collect();
+        let a_little = late.iter().filter(|l| **l < Duration::from_secs(2)).count();
+        assert!(a_little + 1 >= late.len(), "{late:?}");
         let on_time = late
             .iter()
             .filter(|l| **l < Duration::from_millis(2))
             .count();
-        assert!(on_time + 1 >= late.len(), "{late:?}");
+        assert!(on_time + 2 >= late.len(), "{late:?}");
     }
 
     #[tokio::test(start_paused = true)]
