@@ -11,6 +11,7 @@
 pub mod diagnostics;
 pub mod duration;
 pub mod pipeline;
+pub mod regex;
 pub mod service;
 pub mod spans;
 

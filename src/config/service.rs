@@ -39,7 +39,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
-use super::diagnostics::{Diagnostics, KeyPath};
+use super::diagnostics::{Diagnostics, KeyPath, closest};
 use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
 use crate::event::EventKind;
 use crate::sinks::SinkConfig;
@@ -249,10 +249,13 @@ fn expand_check(
             Some(other) => describe(other).to_owned(),
             None => "nothing".to_owned(),
         };
-        diag.error_at_key(
-            &path.key("type"),
-            format!("check type is {found}; expected one of {}", list(&types)),
-        );
+        let mut message = format!("check type is {found}; expected one of {}", list(&types));
+        if let Some(Value::String(kind)) = &kind
+            && let Some(close) = closest(kind, types.iter().copied())
+        {
+            message.push_str(&format!(" (did you mean `{close}`?)"));
+        }
+        diag.error_at_key(&path.key("type"), message);
         return None;
     };
     let name = match name {

@@ -36,6 +36,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Attempt, Probe, ProbeOptions};
+use crate::config::regex::syntax_problem;
 use crate::event::{FailureReason, ProbeStatus};
 
 /// The most of a body that is read and checked; the rest is not read.
@@ -266,8 +267,17 @@ impl RegexText {
 impl<'de> Deserialize<'de> for RegexText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        regex::bytes::Regex::new(&text)
-            .map_err(|err| serde::de::Error::custom(format!("invalid regex: {err}")))?;
+        if let Err(err) = regex::bytes::Regex::new(&text) {
+            let problem = match regex_syntax::Parser::new().parse(&text) {
+                Err(syntax) => syntax_problem(&text, &syntax),
+                Ok(_) => None,
+            };
+            // Past the syntax, the regex crate's own message (a size limit) is one line.
+            let problem = problem.unwrap_or_else(|| err.to_string());
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is not a valid regular expression: {problem}"
+            )));
+        }
         Ok(RegexText(text))
     }
 }

@@ -44,7 +44,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RetryPolicy;
-use crate::config::diagnostics::{Diagnostics, KeyPath};
+use crate::config::diagnostics::{Diagnostics, KeyPath, closest};
 use crate::event::{
     Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
 };
@@ -116,10 +116,12 @@ impl<P: ProbeOptions> ProbeConfig<P> {
             diag.decode::<CheckConfig>(body, path);
             return None;
         };
+        // A misspelt shared key (`intervl`) goes with the shared ones, so that the
+        // error suggests the key that was meant.
         let (shared, own): (Mapping, Mapping) =
             options.clone().into_iter().partition(|(key, _)| {
                 key.as_str()
-                    .is_some_and(|key| CheckConfig::KEYS.contains(&key))
+                    .is_some_and(|key| closest(key, CheckConfig::KEYS).is_some())
             });
         let check = diag.decode::<CheckConfig>(&Value::Mapping(shared), path);
         let probe = diag.decode::<P>(&Value::Mapping(own), path);
@@ -588,5 +590,32 @@ mod tests {
         }
         // A tick cut short by the end of the run made attempts but no result.
         assert!(attempts.load(Ordering::SeqCst) >= 3 * results.len() as u32);
+    }
+
+    #[test]
+    fn no_protocol_key_is_taken_for_a_misspelt_shared_key() {
+        let protocol_keys = [
+            "url",
+            "method",
+            "headers",
+            "expect_status",
+            "body_contains",
+            "body_regex",
+            "follow_redirects",
+            "tls_verify",
+            "keepalive",
+            "address",
+            "send",
+            "expect",
+            "grpc_service",
+            "tls",
+            "command",
+            "shell",
+            "env",
+            "working_dir",
+        ];
+        for key in protocol_keys {
+            assert_eq!(closest(key, CheckConfig::KEYS), None, "{key}");
+        }
     }
 }

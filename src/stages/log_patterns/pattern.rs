@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use fancy_regex::Expr;
-use regex_syntax::ast;
 use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 use super::PatternConfig;
 use super::literals::Requirement;
+use crate::config::regex::{character, syntax_problem};
 use crate::event::Severity;
 
 /// A pattern ready to test lines.
@@ -137,40 +137,14 @@ fn describe_error(
     fancy: &fancy_regex::Error,
 ) -> String {
     let source = &config.pattern;
-    let position = |offset: usize| {
-        source
-            .get(..offset)
-            .map_or(offset, |head| head.chars().count())
-            + 1
-    };
-    let (what, at) = match plain {
-        regex_syntax::Error::Parse(err)
-            if !matches!(
-                err.kind(),
-                ast::ErrorKind::UnsupportedLookAround | ast::ErrorKind::UnsupportedBackreference
-            ) =>
-        {
-            (
-                err.kind().to_string(),
-                Some(position(err.span().start.offset)),
-            )
+    let problem = syntax_problem(source, plain).unwrap_or_else(|| match fancy {
+        fancy_regex::Error::ParseError(offset, err) => {
+            format!("{err} at character {}", character(source, *offset))
         }
-        regex_syntax::Error::Translate(err) => (
-            err.kind().to_string(),
-            Some(position(err.span().start.offset)),
-        ),
-        _ => match fancy {
-            fancy_regex::Error::ParseError(offset, err) => {
-                (err.to_string(), Some(position(*offset)))
-            }
-            other => (other.to_string(), None),
-        },
-    };
-    let at = at
-        .map(|at| format!(" at character {at}"))
-        .unwrap_or_default();
+        other => other.to_string(),
+    });
     format!(
-        "pattern `{}` is not a valid regular expression: {what}{at} of `{source}`",
+        "pattern `{}` is not a valid regular expression: {problem} of `{source}`",
         config.name
     )
 }
