@@ -35,8 +35,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Attempt, Probe, ProbeOptions};
-use crate::config::regex::syntax_problem;
+use super::{Attempt, Probe, ProbeOptions, RegexText};
 use crate::event::{FailureReason, ProbeStatus};
 
 /// The most of a body that is read and checked; the rest is not read.
@@ -250,41 +249,6 @@ impl<'de> Deserialize<'de> for StatusRange {
                 "invalid status `{text}`; expected a code from 100 to 599, a range such as `200-299`, or a class such as `2xx`"
             ))
         })
-    }
-}
-
-/// A regular expression (regex crate syntax), checked when decoded.
-#[derive(Clone, Debug, Serialize)]
-#[serde(transparent)]
-pub struct RegexText(String);
-
-impl RegexText {
-    pub fn compile(&self) -> regex::bytes::Regex {
-        regex::bytes::Regex::new(&self.0).expect("checked when decoded")
-    }
-}
-
-impl<'de> Deserialize<'de> for RegexText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        if let Err(err) = regex::bytes::Regex::new(&text) {
-            let problem = match regex_syntax::Parser::new().parse(&text) {
-                Err(syntax) => syntax_problem(&text, &syntax),
-                Ok(_) => None,
-            };
-            // Past the syntax, the regex crate's own message (a size limit) is one line.
-            let problem = problem.unwrap_or_else(|| err.to_string());
-            return Err(serde::de::Error::custom(format!(
-                "`{text}` is not a valid regular expression: {problem}"
-            )));
-        }
-        Ok(RegexText(text))
-    }
-}
-
-impl fmt::Display for RegexText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -34,17 +34,19 @@ pub mod script;
 pub mod tcp;
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_norway::{Mapping, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RetryPolicy;
 use crate::config::diagnostics::{Diagnostics, KeyPath, closest};
+use crate::config::regex::syntax_problem;
 use crate::event::{
     Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
 };
@@ -167,6 +169,41 @@ impl<P: ProbeOptions> ProbeConfig<P> {
             probe,
             once,
         })
+    }
+}
+
+/// A regular expression (regex crate syntax), checked when decoded.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct RegexText(String);
+
+impl RegexText {
+    pub fn compile(&self) -> regex::bytes::Regex {
+        regex::bytes::Regex::new(&self.0).expect("checked when decoded")
+    }
+}
+
+impl<'de> Deserialize<'de> for RegexText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if let Err(err) = regex::bytes::Regex::new(&text) {
+            let problem = match regex_syntax::Parser::new().parse(&text) {
+                Err(syntax) => syntax_problem(&text, &syntax),
+                Ok(_) => None,
+            };
+            // Past the syntax, the regex crate's own message (a size limit) is one line.
+            let problem = problem.unwrap_or_else(|| err.to_string());
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is not a valid regular expression: {problem}"
+            )));
+        }
+        Ok(RegexText(text))
+    }
+}
+
+impl fmt::Display for RegexText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::http::RegexText;
-use super::{Attempt, Probe, ProbeOptions};
+use super::{Attempt, Probe, ProbeOptions, RegexText};
 use crate::event::FailureReason;
 
 /// The most of a reply that is read and matched.
