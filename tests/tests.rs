@@ -4,6 +4,7 @@
 mod cli;
 mod config_errors;
 mod examples;
+mod http_service;
 mod loghub;
 mod probes;
 mod servers;
