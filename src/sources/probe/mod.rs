@@ -323,6 +323,24 @@ fn causes<'a>(
     })
 }
 
+/// A detail is cut to at most this many bytes, the ellipsis included, so that one
+/// chatty server or plugin cannot blow up every event and log line that carries it.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
+/// `text`, or its longest prefix that fits [`MAX_DETAIL_BYTES`] with an ellipsis after
+/// it, cut at a char boundary.
+pub fn bounded_detail(text: &str) -> String {
+    const ELLIPSIS: &str = "…";
+    if text.len() <= MAX_DETAIL_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_DETAIL_BYTES - ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", text[..end].trim_end())
+}
+
 /// A check with its schedule: the running source.
 struct Scheduled {
     service: ServiceName,
@@ -411,7 +429,11 @@ impl Scheduled {
                     attempts,
                     status: attempt.status,
                     reason: attempt.reason,
-                    detail: attempt.detail,
+                    detail: if attempt.detail.len() > MAX_DETAIL_BYTES {
+                        bounded_detail(&attempt.detail)
+                    } else {
+                        attempt.detail
+                    },
                     perfdata: attempt.perfdata,
                 };
             }

@@ -18,20 +18,14 @@
 //! A malformed item is skipped and counted, never fatal: a plugin's text is input from
 //! a script we do not control, so this parser never panics and bounds what it keeps.
 //! At most [`MAX_SAMPLES`] samples are kept (parsing stops there) and the service
-//! output is cut to [`MAX_DETAIL_BYTES`].
+//! output is cut to [`super::MAX_DETAIL_BYTES`].
 
+use super::bounded_detail;
 use crate::event::PerfSample;
 
 /// At most this many samples are kept per output; the rest are not even parsed. A check
 /// with more values than this is misconfigured, and each sample becomes a metric series.
 pub const MAX_SAMPLES: usize = 64;
-
-/// The service output is cut to at most this many bytes, the ellipsis included, so one
-/// chatty plugin cannot blow up every event and log line that carries it.
-pub const MAX_DETAIL_BYTES: usize = 1024;
-
-/// Marks a cut service output.
-const ELLIPSIS: &str = "…";
 
 /// What a plugin printed, split the Nagios way.
 #[derive(Debug, Default, PartialEq)]
@@ -71,19 +65,6 @@ pub fn parse_plugin_output(stdout: &str) -> PluginOutput {
         }
     }
     output
-}
-
-/// `text`, or its longest prefix that fits [`MAX_DETAIL_BYTES`] with an ellipsis after
-/// it, cut at a char boundary.
-fn bounded_detail(text: &str) -> String {
-    if text.len() <= MAX_DETAIL_BYTES {
-        return text.to_owned();
-    }
-    let mut end = MAX_DETAIL_BYTES - ELLIPSIS.len();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ELLIPSIS}", text[..end].trim_end())
 }
 
 /// The perfdata items of one line, in order: `Some` for a well-formed one, `None` for
@@ -206,6 +187,7 @@ fn number_prefix(text: &str) -> Option<(f64, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::probe::MAX_DETAIL_BYTES;
 
     fn sample(label: &str, value: f64, unit: &str) -> PerfSample {
         PerfSample {

@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -133,6 +134,7 @@ impl ScriptProbeConfig {
             argv,
             env: self.env.clone(),
             working_dir: self.working_dir.as_ref().map(|dir| base.join(dir)),
+            malformed_logged: AtomicBool::new(false),
         }
     }
 }
@@ -143,6 +145,8 @@ pub struct ScriptProbe {
     argv: Vec<String>,
     env: BTreeMap<String, String>,
     working_dir: Option<PathBuf>,
+    /// Whether malformed performance data was logged already (once per check).
+    malformed_logged: AtomicBool,
 }
 
 impl Probe for ScriptProbe {
@@ -187,7 +191,18 @@ impl Probe for ScriptProbe {
             let (status, stdout, stderr) =
                 tokio::join!(exited, read_capped(stdout), read_capped(stderr));
             match status {
-                Ok(status) => verdict(status, &stdout, &stderr),
+                Ok(status) => {
+                    let (attempt, malformed) = verdict(status, &stdout, &stderr);
+                    if malformed > 0 && !self.malformed_logged.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            command = %self.argv[0],
+                            malformed,
+                            "Skipped malformed performance data in the command's output; \
+                             further occurrences are not logged."
+                        );
+                    }
+                    attempt
+                }
                 Err(err) => Attempt::down(
                     FailureReason::Other,
                     format!("waiting for the command: {err}"),
@@ -237,7 +252,8 @@ async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
 }
 
 /// The attempt for a command that ended with `status`, by the Nagios conventions.
-fn verdict(status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> Attempt {
+/// Also returns how many perfdata items were malformed.
+fn verdict(status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> (Attempt, usize) {
     let output = parse_plugin_output(&String::from_utf8_lossy(stdout));
     let mut text = output.detail;
     if text.is_empty() {
@@ -267,13 +283,14 @@ fn verdict(status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> At
         (false, true) => prefix,
         (false, false) => format!("{prefix}: {text}"),
     };
-    Attempt {
+    let attempt = Attempt {
         outcome,
         status: None,
         reason,
         detail,
         perfdata: output.perfdata,
-    }
+    };
+    (attempt, output.malformed)
 }
 
 #[cfg(test)]
@@ -290,27 +307,28 @@ mod tests {
             exit(0),
             b"DISK OK - free space: / 40%|'/'=4000MB;;;0;10000\n",
             b"",
-        );
+        )
+        .0;
         assert_eq!((ok.outcome, ok.reason), (Outcome::Up, None));
         assert_eq!(ok.detail, "DISK OK - free space: / 40%");
         assert_eq!(ok.perfdata.len(), 1);
-        let warning = verdict(exit(1), b"LOAD WARNING - 5.0\n", b"");
+        let warning = verdict(exit(1), b"LOAD WARNING - 5.0\n", b"").0;
         assert_eq!(warning.outcome, Outcome::Degraded);
         assert_eq!(warning.detail, "exit 1: LOAD WARNING - 5.0");
-        let critical = verdict(exit(2), b"DISK CRITICAL - free space: / 3%|x=1\n", b"");
+        let critical = verdict(exit(2), b"DISK CRITICAL - free space: / 3%|x=1\n", b"").0;
         assert_eq!(
             (critical.outcome, critical.reason),
             (Outcome::Down, Some(FailureReason::ExitCode))
         );
         assert_eq!(critical.detail, "exit 2: DISK CRITICAL - free space: / 3%");
-        let unknown = verdict(exit(3), b"", b"check_x: invalid option\nusage: ...\n");
+        let unknown = verdict(exit(3), b"", b"check_x: invalid option\nusage: ...\n").0;
         assert_eq!(unknown.outcome, Outcome::Down);
         assert_eq!(unknown.detail, "exit 3: check_x: invalid option");
-        let other = verdict(exit(127), b"", b"");
+        let other = verdict(exit(127), b"", b"").0;
         assert_eq!(other.detail, "exit 127");
-        let silent = verdict(exit(0), b"", b"");
+        let silent = verdict(exit(0), b"", b"").0;
         assert_eq!(silent.detail, "exit 0");
-        let killed = verdict(std::process::ExitStatus::from_raw(9), b"", b"");
+        let killed = verdict(std::process::ExitStatus::from_raw(9), b"", b"").0;
         assert_eq!(
             (killed.outcome, killed.detail.as_str()),
             (Outcome::Down, "killed by signal 9")
