@@ -112,4 +112,9 @@ impl Input {
     pub async fn recv(&mut self) -> Option<Batch> {
         self.receiver.recv().await
     }
+
+    /// A batch that has already arrived, without waiting; `None` if there is none now.
+    pub fn try_recv(&mut self) -> Option<Batch> {
+        self.receiver.try_recv().ok()
+    }
 }

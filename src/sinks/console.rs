@@ -12,11 +12,11 @@
 //!     inputs: [app_errors]
 //! ```
 
-use std::io;
+use std::io::{self, Write};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 use crate::event::{
     Event, FailureReason, LogLines, LogMatch, Outcome, PerfSample, ProbeKind, ProbeResult,
@@ -31,35 +31,54 @@ pub struct ConsoleConfig {}
 
 pub struct Console;
 
+/// How much output is gathered into one write when batches arrive faster than they
+/// are written.
+const WRITE_LIMIT: usize = 256 * 1024;
+
 impl Sink for Console {
     fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
-            let mut stdout = tokio::io::stdout();
-            let mut buffer = Vec::new();
-            while let Some(batch) = input.recv().await {
-                buffer.clear();
-                for event in batch.iter() {
-                    write_event(&mut buffer, event);
+            // Standard output is written by a thread of its own: a write may block (a
+            // full pipe), which must not hold up a runtime thread, and one hand-off per
+            // write costs less than tokio's stdout, which hands each write and each
+            // flush to the blocking pool separately.
+            let (to_writer, mut written) = mpsc::channel::<Vec<u8>>(2);
+            let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
+                let mut stdout = io::stdout().lock();
+                while let Some(buffer) = written.blocking_recv() {
+                    stdout.write_all(&buffer)?;
+                    stdout.flush()?;
                 }
-                let written = async {
-                    stdout.write_all(&buffer).await?;
-                    stdout.flush().await
-                };
-                match written.await {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
-                        tracing::debug!("Standard output is closed; the console sink stops.");
-                        return Ok(());
-                    }
-                    Err(source) => {
-                        return Err(NodeError::Io {
-                            what: "writing to standard output".into(),
-                            source,
-                        });
-                    }
+                Ok(())
+            });
+            while let Some(batch) = input.recv().await {
+                let mut buffer = Vec::new();
+                batch
+                    .iter()
+                    .for_each(|event| write_event(&mut buffer, event));
+                // Batches that arrived meanwhile go out in the same write.
+                while buffer.len() < WRITE_LIMIT {
+                    let Some(batch) = input.try_recv() else { break };
+                    batch
+                        .iter()
+                        .for_each(|event| write_event(&mut buffer, event));
+                }
+                if to_writer.send(buffer).await.is_err() {
+                    break; // the writer stopped; it says why below
                 }
             }
-            Ok(())
+            drop(to_writer);
+            match writer.await? {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                    tracing::debug!("Standard output is closed; the console sink stops.");
+                    Ok(())
+                }
+                Err(source) => Err(NodeError::Io {
+                    what: "writing to standard output".into(),
+                    source,
+                }),
+            }
         })
     }
 }

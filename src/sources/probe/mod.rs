@@ -355,42 +355,95 @@ struct Scheduled {
 }
 
 impl Source for Scheduled {
+    /// Runs the check on the checks' own thread ([`checks_runtime`]).
     fn run(
         self: Box<Self>,
         out: Output,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), NodeError>> {
         Box::pin(async move {
-            let mut rng = fastrand::Rng::new();
-            let offset = if self.once {
-                Duration::ZERO
-            } else {
-                self.interval.mul_f64(rng.f64())
-            };
-            let mut ticks = tokio::time::interval_at(Instant::now() + offset, self.interval);
-            // A late tick is followed by the next one on the original phase, never by
-            // a burst of the ticks it missed.
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            loop {
-                let scheduled = tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return Ok(()),
-                    scheduled = ticks.tick() => scheduled,
-                };
-                let result = tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return Ok(()),
-                    result = self.tick(scheduled, &mut rng) => result,
-                };
-                if out.send(vec![Event::ProbeResult(result)]).await.is_err() || self.once {
-                    return Ok(());
-                }
-            }
+            let runtime = checks_runtime().map_err(|source| NodeError::Io {
+                what: "starting the thread health checks run on".into(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            })?;
+            runtime.spawn(self.schedule(out, shutdown)).await?;
+            Ok(())
         })
     }
 }
 
+/// Checks' first ticks fall on multiples of this, so that checks whose ticks are close
+/// together wake the checks' thread once between them rather than once each.
+const TICK_SLOT: Duration = Duration::from_millis(10);
+
+/// Where in its first interval a check's first tick falls: anywhere, at random (so
+/// that checks started together do not fire together), rounded down to a
+/// [`TICK_SLOT`]. Later ticks keep that phase when the interval is a multiple of the
+/// slot, as intervals written in seconds or milliseconds by tens are.
+fn first_offset(interval: Duration, rng: &mut fastrand::Rng) -> Duration {
+    let slots = (interval.as_nanos() / TICK_SLOT.as_nanos()) as u64;
+    if slots < 2 {
+        return interval.mul_f64(rng.f64());
+    }
+    TICK_SLOT * rng.u64(0..slots) as u32
+}
+
+/// The runtime every check runs on: one thread of its own, with a single-threaded
+/// scheduler.
+///
+/// Checks are many small waits (a timer, a connect, a reply) with little work between
+/// them. On the shared multi-threaded runtime each wake-up tends to unpark another
+/// worker and move tasks between threads, and those context switches cost more than
+/// the probes: one thread that sleeps only when no check has anything to do costs
+/// about half the CPU per probe (see docs/benchmarks.md). One thread serves thousands
+/// of checks a second, and keeps them off the threads the log path works on.
+fn checks_runtime() -> Result<&'static tokio::runtime::Handle, &'static std::io::Error> {
+    static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("aegis-checks".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            Ok(handle)
+        })
+        .as_ref()
+}
+
 impl Scheduled {
+    /// Runs a tick every interval until shutdown (or, with `once`, one tick at once).
+    async fn schedule(self: Box<Self>, out: Output, shutdown: CancellationToken) {
+        let mut rng = fastrand::Rng::new();
+        let offset = if self.once {
+            Duration::ZERO
+        } else {
+            first_offset(self.interval, &mut rng)
+        };
+        let mut ticks = tokio::time::interval_at(Instant::now() + offset, self.interval);
+        // A late tick is followed by the next one on the original phase, never by a
+        // burst of the ticks it missed.
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            let scheduled = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                scheduled = ticks.tick() => scheduled,
+            };
+            let result = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                result = self.tick(scheduled, &mut rng) => result,
+            };
+            if out.send(vec![Event::ProbeResult(result)]).await.is_err() || self.once {
+                return;
+            }
+        }
+    }
+
     /// One tick: attempts until one is not down, the attempts run out, or the next
     /// attempt could not finish before the tick's budget (its interval) is spent.
     async fn tick(&self, scheduled: Instant, rng: &mut fastrand::Rng) -> ProbeResult {
@@ -513,7 +566,8 @@ mod tests {
         let (sender, mut receiver) = mpsc::channel::<Batch>(capacity);
         let shutdown = CancellationToken::new();
         let start = Instant::now();
-        let task = tokio::spawn(Box::new(check).run(Output::new(vec![sender]), shutdown.clone()));
+        let task =
+            tokio::spawn(Box::new(check).schedule(Output::new(vec![sender]), shutdown.clone()));
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::time::sleep(run).await;
@@ -528,7 +582,7 @@ mod tests {
                 }
             }
         }
-        task.await.unwrap().unwrap();
+        task.await.unwrap();
         results
     }
 
