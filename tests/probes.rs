@@ -147,7 +147,7 @@ fn http_checks_report_status_body_and_connection_failures() {
         "refused",
         "down",
         Some("refused"),
-        "tcp connect error: Connection refused",
+        "connect to 127.0.0.1:",
     );
     expect(&results, "tls", "down", Some("tls"), "TLS: ");
     cut_at(&results, "hung", Duration::from_secs(1));

@@ -31,12 +31,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Attempt, Probe, ProbeOptions, RegexText};
 use crate::event::{FailureReason, ProbeStatus};
+
+/// What checks call themselves in `User-Agent`.
+const USER_AGENT: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));
 
 /// The most of a body that is read and checked; the rest is not read.
 const BODY_LIMIT: usize = 1 << 20;
@@ -256,6 +262,7 @@ impl ProbeOptions for HttpProbeConfig {}
 
 impl HttpProbeConfig {
     pub fn build(&self) -> HttpProbe {
+        let url = reqwest::Url::parse(&self.url.0).expect("checked when decoded");
         let headers = self
             .headers
             .iter()
@@ -271,8 +278,14 @@ impl HttpProbeConfig {
         };
         HttpProbe {
             client: headers.and_then(|headers| Ok((shared_client(key)?, headers))),
+            direct: if self.keepalive {
+                None
+            } else {
+                Direct::new(&url)
+            },
+            follow_redirects: self.follow_redirects,
             method: reqwest::Method::from_bytes(self.method.0.as_bytes()).expect("checked"),
-            url: reqwest::Url::parse(&self.url.0).expect("checked when decoded"),
+            url,
             expect_status: self.expect_status.clone(),
             body_contains: self.body_contains.clone(),
             body_regex: self
@@ -308,7 +321,7 @@ fn shared_client(key: ClientKey) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .redirect(redirects)
         .danger_accept_invalid_certs(!key.tls_verify)
-        .user_agent(concat!("aegis/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         // A check measures the service, not a proxy that happens to be configured.
         .no_proxy();
     if !key.keepalive {
@@ -326,12 +339,55 @@ pub struct HttpProbe {
     /// The client and the expanded headers, or why they could not be made (reported
     /// by every attempt rather than stopping the whole pipeline).
     client: Result<(reqwest::Client, HeaderMap), String>,
+    /// For plain `http` with a new connection per attempt, where to connect and what
+    /// to ask: see [`HttpProbe::fetch_direct`].
+    direct: Option<Direct>,
+    follow_redirects: bool,
     method: reqwest::Method,
     url: reqwest::Url,
     expect_status: Vec<StatusRange>,
     body_contains: Option<String>,
     body_regex: Option<(String, regex::bytes::Regex)>,
 }
+
+/// Where a plain-HTTP check connects and what it asks for, worked out once.
+struct Direct {
+    /// `host:port`, to resolve and connect to.
+    address: String,
+    /// The `Host` header: the host, and the port unless it is the default.
+    host: HeaderValue,
+    /// The path and query.
+    target: hyper::Uri,
+}
+
+impl Direct {
+    /// `None` for a URL the direct way does not take (not `http`, or with user
+    /// information, which the client turns into an `Authorization` header).
+    fn new(url: &reqwest::Url) -> Option<Direct> {
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Some(Direct {
+            address: format!("{host}:{port}"),
+            host: HeaderValue::from_str(&authority).ok()?,
+            target: target.parse().ok()?,
+        })
+    }
+}
+
+/// A response's status and the first [`BODY_LIMIT`] bytes of its body, or the failed
+/// attempt.
+type Fetched = Result<(u16, Vec<u8>), Attempt>;
 
 impl Probe for HttpProbe {
     fn attempt(&self) -> BoxFuture<'_, Attempt> {
@@ -340,27 +396,116 @@ impl Probe for HttpProbe {
                 Ok(client) => client,
                 Err(message) => return Attempt::down(FailureReason::Other, message.clone()),
             };
-            let request = client
-                .request(self.method.clone(), self.url.clone())
-                .headers(headers.clone());
-            let mut response = match request.send().await {
-                Ok(response) => response,
-                Err(err) => return Attempt::failed(&err),
+            let fetched = if let Some(direct) = &self.direct {
+                self.fetch_direct(direct, client, headers).await
+            } else {
+                let request = client.request(self.method.clone(), self.url.clone());
+                fetch(request.headers(headers.clone())).await
             };
-            let status = response.status().as_u16();
-            let body = match read_body(&mut response).await {
-                Ok(body) => body,
-                Err(err) => {
-                    return Attempt::failed(&err).with_status(ProbeStatus::Http(status));
-                }
-            };
-            self.judge(status, &body)
-                .with_status(ProbeStatus::Http(status))
+            match fetched {
+                Ok((status, body)) => self
+                    .judge(status, &body)
+                    .with_status(ProbeStatus::Http(status)),
+                Err(failed) => failed,
+            }
         })
     }
 }
 
 impl HttpProbe {
+    /// Plain HTTP/1.1 on a connection of the attempt's own, driven by the attempt
+    /// itself: no pool, no connection task, no TLS set-up, which make up most of what
+    /// a client costs per probe. A redirect to follow (rare for a health endpoint) is
+    /// left to the client, from where it points.
+    async fn fetch_direct(
+        &self,
+        direct: &Direct,
+        client: &reqwest::Client,
+        headers: &HeaderMap,
+    ) -> Fetched {
+        let stream = super::connect(&direct.address).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| Attempt::failed(&err))?;
+        let mut request = hyper::Request::new(Empty::<Bytes>::new());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = direct.target.clone();
+        let request_headers = request.headers_mut();
+        request_headers.insert(header::HOST, direct.host.clone());
+        request_headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        request_headers.extend(headers.clone());
+
+        // The connection must be polled for the request to go out and the response to
+        // come in. It is dropped, and so closed, once the body is in; asking for
+        // `Connection: close` instead would make hyper shut the socket down first, a
+        // system call more per probe for the same FIN.
+        let mut connection = Driven::new(connection);
+        let response = connection
+            .run(sender.send_request(request))
+            .await
+            .and_then(|response| response)
+            .map_err(|err| Attempt::failed(&err))?;
+        let status = response.status().as_u16();
+        if self.follow_redirects
+            && response.status().is_redirection()
+            && let Some(location) = response.headers().get(header::LOCATION)
+        {
+            return self.follow(client, headers, status, location).await;
+        }
+        let failed =
+            |err: hyper::Error| Attempt::failed(&err).with_status(ProbeStatus::Http(status));
+        let mut body = response.into_body();
+        let mut kept = Vec::new();
+        while kept.len() < BODY_LIMIT {
+            match connection.run(body.frame()).await.map_err(failed)? {
+                None => break,
+                Some(Err(err)) => return Err(failed(err)),
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        kept.extend_from_slice(&data[..data.len().min(BODY_LIMIT - kept.len())]);
+                    }
+                }
+            }
+        }
+        Ok((status, kept))
+    }
+
+    /// Follows a redirect the direct way got, with the client (which follows any
+    /// further ones), as the client would have: `303`, and `301`/`302` after a `POST`,
+    /// become a `GET`, and credentials are not sent to another origin.
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        headers: &HeaderMap,
+        status: u16,
+        location: &HeaderValue,
+    ) -> Fetched {
+        let Some(target) = location.to_str().ok().and_then(|to| self.url.join(to).ok()) else {
+            // Nowhere to go: the redirect itself is the answer.
+            return Ok((status, Vec::new()));
+        };
+        let method = match status {
+            303 if self.method != reqwest::Method::HEAD => reqwest::Method::GET,
+            301 | 302 if self.method == reqwest::Method::POST => reqwest::Method::GET,
+            _ => self.method.clone(),
+        };
+        let forwarded: HeaderMap = if target.origin() == self.url.origin() {
+            headers.clone()
+        } else {
+            let credentials = [
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ];
+            headers
+                .iter()
+                .filter(|(name, value)| !value.is_sensitive() && !credentials.contains(name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect()
+        };
+        fetch(client.request(method, target).headers(forwarded)).await
+    }
+
     fn judge(&self, status: u16, body: &[u8]) -> Attempt {
         if !self
             .expect_status
@@ -393,18 +538,52 @@ impl HttpProbe {
     }
 }
 
-/// Reads the body up to [`BODY_LIMIT`]; what lies beyond is left unread.
-async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while body.len() < BODY_LIMIT {
-        match response.chunk().await? {
-            Some(chunk) => {
-                body.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - body.len())])
-            }
-            None => break,
+/// An HTTP/1 connection polled alongside the work that needs it.
+struct Driven<C> {
+    connection: std::pin::Pin<Box<C>>,
+    ended: bool,
+}
+
+impl<C: Future<Output = Result<(), hyper::Error>>> Driven<C> {
+    fn new(connection: C) -> Self {
+        Driven {
+            connection: Box::pin(connection),
+            ended: false,
         }
     }
-    Ok(body)
+
+    /// Awaits `work` while polling the connection; the connection's error, if it fails
+    /// first.
+    async fn run<T>(&mut self, work: impl Future<Output = T>) -> Result<T, hyper::Error> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                ended = &mut self.connection, if !self.ended => {
+                    self.ended = true;
+                    ended?;
+                }
+            }
+        }
+    }
+}
+
+/// Sends a request with the client and reads the body up to [`BODY_LIMIT`]; what lies
+/// beyond is left unread.
+async fn fetch(request: reqwest::RequestBuilder) -> Fetched {
+    let mut response = request.send().await.map_err(|err| Attempt::failed(&err))?;
+    let status = response.status().as_u16();
+    let mut kept = Vec::new();
+    while kept.len() < BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                kept.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - kept.len())])
+            }
+            Ok(None) => break,
+            Err(err) => return Err(Attempt::failed(&err).with_status(ProbeStatus::Http(status))),
+        }
+    }
+    Ok((status, kept))
 }
 
 #[cfg(test)]

@@ -323,6 +323,31 @@ fn causes<'a>(
     })
 }
 
+/// A TCP connection to `address` (`host:port`): each address it resolves to is tried
+/// in turn. The failure is the attempt's result: `dns` when the name does not
+/// resolve, else the last connect error's reason.
+pub async fn connect(address: &str) -> Result<tokio::net::TcpStream, Attempt> {
+    let resolved = tokio::net::lookup_host(address).await.map_err(|err| {
+        Attempt::down(
+            FailureReason::Dns,
+            format!("cannot resolve `{address}`: {err}"),
+        )
+    })?;
+    let mut failure = Attempt::down(
+        FailureReason::Dns,
+        format!("`{address}` resolves to no address"),
+    );
+    for target in resolved {
+        match tokio::net::TcpStream::connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => {
+                failure = Attempt::down(reason_of(&err), format!("connect to {target}: {err}"))
+            }
+        }
+    }
+    Err(failure)
+}
+
 /// A detail is cut to at most this many bytes, the ellipsis included, so that one
 /// chatty server or plugin cannot blow up every event and log line that carries it.
 pub const MAX_DETAIL_BYTES: usize = 1024;

@@ -59,37 +59,9 @@ pub struct TcpProbe {
 impl Probe for TcpProbe {
     fn attempt(&self) -> BoxFuture<'_, Attempt> {
         Box::pin(async move {
-            let addresses = match tokio::net::lookup_host(&self.address).await {
-                Ok(addresses) => addresses,
-                Err(err) => {
-                    return Attempt::down(
-                        FailureReason::Dns,
-                        format!("cannot resolve `{}`: {err}", self.address),
-                    );
-                }
-            };
-            let mut last_error = None;
-            let mut stream = None;
-            for address in addresses {
-                match TcpStream::connect(address).await {
-                    Ok(connected) => {
-                        stream = Some(connected);
-                        break;
-                    }
-                    Err(err) => last_error = Some((address, err)),
-                }
-            }
-            let Some(mut stream) = stream else {
-                return match last_error {
-                    Some((address, err)) => Attempt::down(
-                        super::reason_of(&err),
-                        format!("connect to {address}: {err}"),
-                    ),
-                    None => Attempt::down(
-                        FailureReason::Dns,
-                        format!("`{}` resolves to no address", self.address),
-                    ),
-                };
+            let mut stream = match super::connect(&self.address).await {
+                Ok(stream) => stream,
+                Err(failed) => return failed,
             };
             if let Some(payload) = &self.send
                 && let Err(err) = stream.write_all(payload.as_bytes()).await
