@@ -155,6 +155,32 @@ fn http_checks_report_status_body_and_connection_failures() {
 }
 
 #[test]
+fn redirects_keep_credentials_within_their_origin() {
+    let server = HttpServer::start();
+    let other = HttpServer::start();
+    let scene = Scene::new();
+    let auth = "headers: { Authorization: Bearer s3cret }";
+    let checks = format!(
+        r#"
+      - {{ name: same_origin, type: http, url: "{here}", {auth}, body_contains: "auth: Bearer s3cret" }}
+      - {{ name: other_origin, type: http, url: "{away}", {auth}, body_contains: "auth: none" }}
+      - {{ name: post_becomes_get, type: http, method: POST, url: "{away}", body_contains: "auth: none" }}
+"#,
+        here = server.url(&format!("/redirect-to/{}", server.addr.port())),
+        away = server.url(&format!("/redirect-to/{}", other.addr.port())),
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "same_origin", "up", None, "status 200");
+    expect(&results, "other_origin", "up", None, "status 200");
+    expect(&results, "post_becomes_get", "up", None, "status 200");
+    assert_eq!(
+        other.arrivals("/auth").len(),
+        2,
+        "both cross-origin checks got there"
+    );
+}
+
+#[test]
 fn tcp_checks_connect_send_and_expect() {
     let server = TcpServer::start();
     let blackhole = Blackhole::start();

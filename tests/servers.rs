@@ -31,7 +31,10 @@ fn runtime() -> Runtime {
 /// - `/flaky/N`: 503 for the first N requests to that path, then 200;
 /// - `/hang`: never answers;
 /// - `/body`: 200 with `{"status": "degraded"}`;
-/// - `/redirect`: 302 to `/ok`.
+/// - `/redirect`: 302 to `/ok`;
+/// - `/redirect-to/PORT`: 302 to `/auth` on another server, at 127.0.0.1:PORT;
+/// - `/auth`: for a GET, 200 with `auth: ` and the `Authorization` header it got, or
+///   `none`; 405 for any other method.
 ///
 /// Every request's path and arrival time is recorded.
 pub struct HttpServer {
@@ -107,16 +110,27 @@ async fn answer(
         ["flaky", _] => reply(200, "ok now\n"),
         ["hang"] => std::future::pending().await,
         ["body"] => reply(200, "{\"status\": \"degraded\"}\n"),
-        ["redirect"] => {
-            let mut response = reply(302, "");
-            response
-                .headers_mut()
-                .insert("location", "/ok".parse().expect("header value"));
-            response
+        ["redirect"] => redirect("/ok".to_owned()),
+        ["redirect-to", port] => redirect(format!("http://127.0.0.1:{port}/auth")),
+        ["auth"] if request.method() != hyper::Method::GET => reply(405, "GET only\n"),
+        ["auth"] => {
+            let auth = match request.headers().get("authorization") {
+                Some(value) => format!("auth: {}\n", value.to_str().unwrap_or("?")),
+                None => "auth: none\n".to_owned(),
+            };
+            Response::new(Full::new(Bytes::from(auth)))
         }
         _ => reply(404, "no such path\n"),
     };
     Ok(response)
+}
+
+fn redirect(location: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::FOUND;
+    let location = location.parse().expect("header value");
+    response.headers_mut().insert("location", location);
+    response
 }
 
 /// A gRPC server with the standard health service: the whole server and
