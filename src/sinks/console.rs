@@ -1,9 +1,9 @@
 //! The `console` sink: every event as a line of JSON on standard output.
 //!
 //! For debugging, tests and piping into `jq`. A block of log lines is written as one
-//! object per line; durations are in seconds. A little output waits up to 10 ms for
-//! more, so that a trickle of events is one write, not one each; a closed standard output
-//! (`aegis run … | head`) ends the sink quietly.
+//! object per line; durations are in seconds. Batches that arrive while a write is
+//! under way go out together in the next; a closed standard output (`aegis run … |
+//! head`) ends the sink quietly.
 //!
 //! ```yaml
 //! sinks:
@@ -31,12 +31,8 @@ pub struct ConsoleConfig {}
 
 pub struct Console;
 
-/// Output smaller than this waits [`WRITE_DELAY`] for more to go out with it; more is
-/// written at once.
-const WRITE_LIMIT: usize = 64 * 1024;
-
-/// How long a little output may wait for more.
-const WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// How much output is gathered into one write, at most.
+const WRITE_LIMIT: usize = 256 * 1024;
 
 impl Sink for Console {
     fn run(self: Box<Self>, mut input: Input) -> BoxFuture<'static, Result<(), NodeError>> {
@@ -59,16 +55,14 @@ impl Sink for Console {
                 batch
                     .iter()
                     .for_each(|event| write_event(&mut buffer, event));
-                if buffer.len() < WRITE_LIMIT {
-                    // A trickle, such as checks' results one by one: let more gather for
-                    // a moment, without waking for each, and write them all at once.
-                    tokio::time::sleep(WRITE_DELAY).await;
-                    while buffer.len() < WRITE_LIMIT {
-                        let Some(batch) = input.try_recv() else { break };
-                        batch
-                            .iter()
-                            .for_each(|event| write_event(&mut buffer, event));
-                    }
+                // Batches that arrived meanwhile go out in the same write. (Waiting for
+                // more would save writes, but cap a trickle of one-event batches at the
+                // channel's capacity per wait.)
+                while buffer.len() < WRITE_LIMIT {
+                    let Some(batch) = input.try_recv() else { break };
+                    batch
+                        .iter()
+                        .for_each(|event| write_event(&mut buffer, event));
                 }
                 if to_writer.send(buffer).await.is_err() {
                     break; // the writer stopped; it says why below
