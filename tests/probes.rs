@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::servers::{Blackhole, GrpcServer, HttpServer, TcpServer, closed_port};
-use crate::util::{Scene, aegis_on};
+use crate::servers::{Blackhole, ClosedPort, GrpcServer, HttpServer, TcpServer};
+use crate::util::{Scene, aegis, aegis_on};
 
 /// Where Debian's monitoring-plugins put the Nagios plugins.
 const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
@@ -20,11 +20,25 @@ const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
 /// Runs one tick of every check in `yaml` (the checks of service `s`) and returns the
 /// results by check name, with how long the whole run took.
 fn check_once(scene: &Scene, checks: &str) -> (HashMap<String, Value>, Duration) {
+    check_once_with(scene, checks, &[])
+}
+
+/// The same, with variables added to aegis's environment.
+fn check_once_with(
+    scene: &Scene,
+    checks: &str,
+    env: &[(&str, &str)],
+) -> (HashMap<String, Value>, Duration) {
     let config = scene.config(&format!(
         "services:\n  - name: s\n    health_checks:\n{checks}"
     ));
     let started = Instant::now();
-    let output = aegis_on(&["run", "--once", "--format", "json"], &config);
+    let output = aegis()
+        .args(["run", "--once", "--format", "json"])
+        .arg(&config)
+        .envs(env.iter().copied())
+        .output()
+        .expect("aegis runs");
     let elapsed = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -81,7 +95,7 @@ fn cut_at(results: &HashMap<String, Value>, check: &str, timeout: Duration) {
 fn http_checks_report_status_body_and_connection_failures() {
     let server = HttpServer::start();
     let scene = Scene::new();
-    let refused = closed_port();
+    let refused = ClosedPort::new();
     let checks = format!(
         r#"
       - {{ name: ok, type: http, url: "{ok}" }}
@@ -103,6 +117,7 @@ fn http_checks_report_status_body_and_connection_failures() {
         redirect = server.url("/redirect"),
         hang = server.url("/hang"),
         addr = server.addr,
+        refused = refused.addr,
     );
     let (results, elapsed) = check_once(&scene, &checks);
     expect(&results, "ok", "up", None, "status 200");
@@ -165,18 +180,23 @@ fn redirects_keep_credentials_within_their_origin() {
       - {{ name: same_origin, type: http, url: "{here}", {auth}, body_contains: "auth: Bearer s3cret" }}
       - {{ name: other_origin, type: http, url: "{away}", {auth}, body_contains: "auth: none" }}
       - {{ name: post_becomes_get, type: http, method: POST, url: "{away}", body_contains: "auth: none" }}
+      - {{ name: secret_kept_home, type: http, url: "{away}", keepalive: true, headers: {{ X-Api-Key: "${{AEGIS_TEST_API_KEY}}" }}, body_contains: "key: none" }}
+      - {{ name: no_location, type: http, url: "{multiple}", expect_status: [300] }}
 "#,
         here = server.url(&format!("/redirect-to/{}", server.addr.port())),
         away = server.url(&format!("/redirect-to/{}", other.addr.port())),
+        multiple = server.url("/status/300"),
     );
-    let (results, _) = check_once(&scene, &checks);
+    let (results, _) = check_once_with(&scene, &checks, &[("AEGIS_TEST_API_KEY", "k3y")]);
     expect(&results, "same_origin", "up", None, "status 200");
     expect(&results, "other_origin", "up", None, "status 200");
     expect(&results, "post_becomes_get", "up", None, "status 200");
+    expect(&results, "secret_kept_home", "up", None, "status 200");
+    expect(&results, "no_location", "up", None, "status 300");
     assert_eq!(
         other.arrivals("/auth").len(),
-        2,
-        "both cross-origin checks got there"
+        3,
+        "the cross-origin checks got there"
     );
 }
 
@@ -184,6 +204,7 @@ fn redirects_keep_credentials_within_their_origin() {
 fn tcp_checks_connect_send_and_expect() {
     let server = TcpServer::start();
     let blackhole = Blackhole::start();
+    let refused = ClosedPort::new();
     let scene = Scene::new();
     let checks = format!(
         r#"
@@ -195,7 +216,7 @@ fn tcp_checks_connect_send_and_expect() {
       - {{ name: unresolvable, type: tcp, address: "no-port-given" }}
 "#,
         addr = server.addr,
-        refused = closed_port(),
+        refused = refused.addr,
         blackhole = blackhole.addr,
     );
     let (results, _) = check_once(&scene, &checks);
@@ -229,6 +250,8 @@ fn tcp_checks_connect_send_and_expect() {
 #[test]
 fn grpc_checks_follow_the_health_protocol() {
     let healthy = GrpcServer::with_health();
+    let http = HttpServer::start();
+    let refused = ClosedPort::new();
     let bare = GrpcServer::without_health();
     let blackhole = Blackhole::start();
     let scene = Scene::new();
@@ -240,11 +263,15 @@ fn grpc_checks_follow_the_health_protocol() {
       - {{ name: unknown, type: grpc, address: "{addr}", grpc_service: shop.Nothing }}
       - {{ name: no_health, type: grpc, address: "{bare}" }}
       - {{ name: refused, type: grpc, address: "{refused}" }}
+      - {{ name: kept, type: grpc, address: "{addr}", keepalive: true }}
+      - {{ name: kept_refused, type: grpc, address: "{refused}", keepalive: true }}
+      - {{ name: not_grpc, type: grpc, address: "{http}" }}
       - {{ name: blackholed, type: grpc, address: "{blackhole}", timeout: 1s }}
 "#,
         addr = healthy.addr,
         bare = bare.addr,
-        refused = closed_port(),
+        http = http.addr,
+        refused = refused.addr,
         blackhole = blackhole.addr,
     );
     let (results, _) = check_once(&scene, &checks);
@@ -275,13 +302,21 @@ fn grpc_checks_follow_the_health_protocol() {
         "UNIMPLEMENTED: the server has no grpc.health.v1.Health service",
     );
     assert_eq!(results["no_health"]["grpc_status"], "UNIMPLEMENTED");
-    expect(
-        &results,
-        "refused",
-        "down",
-        Some("refused"),
-        "transport error",
-    );
+    expect(&results, "kept", "up", None, "SERVING");
+    // A transport failure is told the same with or without keepalive, and without a
+    // gRPC status, since the server sent none.
+    for refused in ["refused", "kept_refused"] {
+        expect(
+            &results,
+            refused,
+            "down",
+            Some("refused"),
+            "transport error",
+        );
+        assert_eq!(results[refused]["grpc_status"], Value::Null);
+    }
+    expect(&results, "not_grpc", "down", Some("other"), "");
+    assert_eq!(results["not_grpc"]["grpc_status"], Value::Null);
     cut_at(&results, "blackholed", Duration::from_secs(1));
 }
 
@@ -319,6 +354,8 @@ fn script_checks_follow_the_nagios_conventions() {
         "echo 'usage: check_x -H host' >&2; exit 3",
     );
     let environment = script(dir, "env.sh", "echo \"OK - $GREETING from $(pwd)\"");
+    // A child that leaves the process group and keeps standard output open.
+    let escaped = script(dir, "escaped.sh", "setsid sleep 5 &\necho 'OK - escaped'");
     let flood = script(
         dir,
         "flood.sh",
@@ -335,6 +372,7 @@ fn script_checks_follow_the_nagios_conventions() {
       - {{ name: shell, type: script, shell: true, command: "echo 'OK - piped' | tr a-z A-Z" }}
       - {{ name: missing, type: script, command: ["./no-such-check.sh"] }}
       - {{ name: flood, type: script, command: ["{flood}"] }}
+      - {{ name: escaped, type: script, command: ["{escaped}"], timeout: 4s }}
 "#
     );
     let (results, _) = check_once(&scene, &checks);
@@ -380,6 +418,12 @@ fn script_checks_follow_the_nagios_conventions() {
     expect(&results, "shell", "up", None, "OK - PIPED");
     expect(&results, "missing", "down", Some("spawn"), "cannot start `");
     expect(&results, "flood", "up", None, "OK - flooding");
+    expect(&results, "escaped", "up", None, "OK - escaped");
+    let latency = results["escaped"]["latency"].as_f64().unwrap();
+    assert!(
+        latency < 2.0,
+        "the escaped child held the check for {latency} s"
+    );
 }
 
 #[test]
@@ -451,7 +495,7 @@ fn real_nagios_plugins_work_as_script_checks() {
     );
     let http = HttpServer::start();
     let tcp = TcpServer::start();
-    let refused = closed_port();
+    let refused = ClosedPort::new();
     let scene = Scene::new();
     let checks = format!(
         r#"
@@ -461,7 +505,7 @@ fn real_nagios_plugins_work_as_script_checks() {
       - {{ name: http_missing, type: script, command: ["{NAGIOS_PLUGINS}/check_http", -H, 127.0.0.1, -p, "{http}", -u, /status/404] }}
 "#,
         tcp = tcp.addr.port(),
-        refused = refused.port(),
+        refused = refused.addr.port(),
         http = http.addr.port(),
     );
     let (results, _) = check_once(&scene, &checks);
@@ -478,7 +522,7 @@ fn real_nagios_plugins_work_as_script_checks() {
         Some("exit_code"),
         &format!(
             "exit 2: connect to address 127.0.0.1 and port {}: Connection refused",
-            refused.port()
+            refused.addr.port()
         ),
     );
     expect(&results, "http_up", "up", None, "HTTP OK: HTTP/1.1 200 OK");

@@ -33,8 +33,8 @@ fn runtime() -> Runtime {
 /// - `/body`: 200 with `{"status": "degraded"}`;
 /// - `/redirect`: 302 to `/ok`;
 /// - `/redirect-to/PORT`: 302 to `/auth` on another server, at 127.0.0.1:PORT;
-/// - `/auth`: for a GET, 200 with `auth: ` and the `Authorization` header it got, or
-///   `none`; 405 for any other method.
+/// - `/auth`: for a GET, 200 with `auth: ` and the `Authorization` header it got and
+///   `key: ` and the `X-Api-Key` one (or `none`); 405 for any other method.
 ///
 /// Every request's path and arrival time is recorded.
 pub struct HttpServer {
@@ -114,11 +114,16 @@ async fn answer(
         ["redirect-to", port] => redirect(format!("http://127.0.0.1:{port}/auth")),
         ["auth"] if request.method() != hyper::Method::GET => reply(405, "GET only\n"),
         ["auth"] => {
-            let auth = match request.headers().get("authorization") {
-                Some(value) => format!("auth: {}\n", value.to_str().unwrap_or("?")),
-                None => "auth: none\n".to_owned(),
+            let shown = |name: &str| match request.headers().get(name) {
+                Some(value) => value.to_str().unwrap_or("?").to_owned(),
+                None => "none".to_owned(),
             };
-            Response::new(Full::new(Bytes::from(auth)))
+            let body = format!(
+                "auth: {}\nkey: {}\n",
+                shown("authorization"),
+                shown("x-api-key")
+            );
+            Response::new(Full::new(Bytes::from(body)))
         }
         _ => reply(404, "no such path\n"),
     };
@@ -249,8 +254,22 @@ impl Blackhole {
     }
 }
 
-/// A port nothing listens on: bound for a moment to find a free one, then closed.
-pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address")
+/// A port nothing listens on, held (bound, not listening) for as long as the test
+/// holds it, so that no other test can take it meanwhile: connecting is refused.
+pub struct ClosedPort {
+    pub addr: SocketAddr,
+    _socket: TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        ClosedPort {
+            addr: socket.local_addr().expect("address"),
+            _socket: socket,
+        }
+    }
 }

@@ -1,13 +1,18 @@
 //! Durations as people write them: `"500ms"`, `"30s"`, `"1m"`, `"1h 30m"`.
 //!
 //! Used as `#[serde(with = "crate::config::duration")]`. Every duration Aegis takes so
-//! far is an interval, so zero is refused here rather than in each component.
+//! far is an interval, so zero is refused here rather than in each component, and so
+//! is more than a year.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{Error, Visitor};
 use serde::{Deserializer, Serializer};
+
+/// The longest duration taken: longer is surely a mistake, and would overflow the
+/// clock arithmetic of timers.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     deserializer.deserialize_str(DurationVisitor)
@@ -31,6 +36,11 @@ impl Visitor<'_> for DurationVisitor {
         if duration.is_zero() {
             return Err(E::custom(format!(
                 "invalid duration `{text}`: must be greater than zero"
+            )));
+        }
+        if duration > LONGEST {
+            return Err(E::custom(format!(
+                "invalid duration `{text}`: must be at most a year (`365d`)"
             )));
         }
         Ok(duration)
@@ -93,6 +103,12 @@ mod tests {
             parse("0s")
                 .unwrap_err()
                 .contains("must be greater than zero")
+        );
+        assert_eq!(parse("365d").unwrap(), LONGEST);
+        assert!(
+            parse("300000000000y")
+                .unwrap_err()
+                .contains("at most a year")
         );
     }
 }

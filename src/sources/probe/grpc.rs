@@ -23,6 +23,7 @@
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -65,10 +66,7 @@ impl GrpcProbeConfig {
     pub fn build(&self) -> GrpcProbe {
         let endpoint = self.endpoint();
         GrpcProbe {
-            shared: match (&endpoint, self.keepalive) {
-                (Ok(endpoint), true) => Some(endpoint.connect_lazy()),
-                _ => None,
-            },
+            keepalive: self.keepalive.then(OnceCell::new),
             endpoint,
             request: HealthCheckRequest {
                 service: self.grpc_service.clone(),
@@ -88,8 +86,9 @@ impl ProbeOptions for GrpcProbeConfig {
 /// A running gRPC health check's attempt maker.
 pub struct GrpcProbe {
     endpoint: Result<Endpoint, String>,
-    /// With `keepalive`, one channel that reconnects when it must.
-    shared: Option<Channel>,
+    /// With `keepalive`, one channel that reconnects when it must, made by the first
+    /// attempt (it needs the runtime the checks run on).
+    keepalive: Option<OnceCell<Channel>>,
     request: HealthCheckRequest,
 }
 
@@ -100,8 +99,11 @@ impl Probe for GrpcProbe {
                 Ok(endpoint) => endpoint,
                 Err(message) => return Attempt::down(FailureReason::Other, message.clone()),
             };
-            let channel = match &self.shared {
-                Some(channel) => channel.clone(),
+            let channel = match &self.keepalive {
+                Some(shared) => shared
+                    .get_or_init(|| async { endpoint.connect_lazy() })
+                    .await
+                    .clone(),
                 None => match endpoint.connect().await {
                     Ok(channel) => channel,
                     Err(err) => return Attempt::failed(&err),
@@ -129,6 +131,12 @@ impl GrpcProbe {
     /// The attempt for a call that got a gRPC error status instead of an answer.
     fn call_failed(&self, status: &tonic::Status) -> Attempt {
         use tonic::Code;
+        // A status with a cause was made up on this side for a failed transport (a
+        // refused connection, a server that does not speak HTTP/2): the server sent
+        // no gRPC status, so the failure is told as a connection failure.
+        if let Some(cause) = std::error::Error::source(status) {
+            return Attempt::failed(cause);
+        }
         let (name, reason, detail) = match status.code() {
             Code::NotFound => (
                 "SERVICE_UNKNOWN",
@@ -148,15 +156,6 @@ impl GrpcProbe {
                 FailureReason::Timeout,
                 format!("DEADLINE_EXCEEDED: {}", status.message()),
             ),
-            Code::Unavailable => {
-                // The transport failed under the call: say why, as for a failed connect.
-                let failed = std::error::Error::source(status)
-                    .map(Attempt::failed)
-                    .unwrap_or_else(|| {
-                        Attempt::down(FailureReason::Refused, status.message().to_owned())
-                    });
-                return failed.with_status(ProbeStatus::Grpc("UNAVAILABLE"));
-            }
             code => (
                 grpc_code_name(code),
                 FailureReason::GrpcStatus,

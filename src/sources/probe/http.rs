@@ -273,7 +273,6 @@ impl HttpProbeConfig {
             .collect::<Result<HeaderMap, String>>();
         let key = ClientKey {
             tls_verify: self.tls_verify,
-            follow_redirects: self.follow_redirects,
             keepalive: self.keepalive,
         };
         HttpProbe {
@@ -283,6 +282,7 @@ impl HttpProbeConfig {
             } else {
                 Direct::new(&url)
             },
+            keepalive: self.keepalive,
             follow_redirects: self.follow_redirects,
             method: reqwest::Method::from_bytes(self.method.0.as_bytes()).expect("checked"),
             url,
@@ -300,10 +300,11 @@ impl HttpProbeConfig {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct ClientKey {
     tls_verify: bool,
-    follow_redirects: bool,
     keepalive: bool,
 }
 
+/// The client for `key`, built once. It follows no redirects and sends no `Referer`:
+/// [`HttpProbe`] follows redirects itself, the same way whichever way it fetched.
 fn shared_client(key: ClientKey) -> Result<reqwest::Client, String> {
     static CLIENTS: OnceLock<Mutex<HashMap<ClientKey, reqwest::Client>>> = OnceLock::new();
     let mut clients = CLIENTS
@@ -313,13 +314,9 @@ fn shared_client(key: ClientKey) -> Result<reqwest::Client, String> {
     if let Some(client) = clients.get(&key) {
         return Ok(client.clone());
     }
-    let redirects = if key.follow_redirects {
-        reqwest::redirect::Policy::limited(10)
-    } else {
-        reqwest::redirect::Policy::none()
-    };
     let mut builder = reqwest::Client::builder()
-        .redirect(redirects)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .danger_accept_invalid_certs(!key.tls_verify)
         .user_agent(USER_AGENT)
         // A check measures the service, not a proxy that happens to be configured.
@@ -339,15 +336,219 @@ pub struct HttpProbe {
     /// The client and the expanded headers, or why they could not be made (reported
     /// by every attempt rather than stopping the whole pipeline).
     client: Result<(reqwest::Client, HeaderMap), String>,
-    /// For plain `http` with a new connection per attempt, where to connect and what
-    /// to ask: see [`HttpProbe::fetch_direct`].
+    /// For the configured URL, when it is plain `http` with a new connection per
+    /// attempt: where to connect and what to ask ([`fetch_direct`]).
     direct: Option<Direct>,
+    keepalive: bool,
     follow_redirects: bool,
     method: reqwest::Method,
     url: reqwest::Url,
     expect_status: Vec<StatusRange>,
     body_contains: Option<String>,
     body_regex: Option<(String, regex::bytes::Regex)>,
+}
+
+/// How many redirects an attempt follows at most.
+const MAX_REDIRECTS: usize = 10;
+
+/// One request of an attempt: where, how, with what.
+struct Request {
+    url: reqwest::Url,
+    method: reqwest::Method,
+    headers: HeaderMap,
+}
+
+/// What came back: the status, where a redirect points, and the first [`BODY_LIMIT`]
+/// bytes of the body (not read for a redirect that is followed).
+struct Fetched {
+    status: u16,
+    location: Option<HeaderValue>,
+    body: Vec<u8>,
+}
+
+impl Probe for HttpProbe {
+    fn attempt(&self) -> BoxFuture<'_, Attempt> {
+        Box::pin(async move {
+            let (client, headers) = match &self.client {
+                Ok(client) => client,
+                Err(message) => return Attempt::down(FailureReason::Other, message.clone()),
+            };
+            let mut request = Request {
+                url: self.url.clone(),
+                method: self.method.clone(),
+                headers: headers.clone(),
+            };
+            let mut redirects = 0;
+            loop {
+                let followed;
+                let direct = if redirects == 0 {
+                    self.direct.as_ref()
+                } else if self.keepalive {
+                    None
+                } else {
+                    followed = Direct::new(&request.url);
+                    followed.as_ref()
+                };
+                let fetched = match direct {
+                    Some(direct) => fetch_direct(direct, &request, self.follow_redirects).await,
+                    None => fetch(client, &request, self.follow_redirects).await,
+                };
+                let fetched = match fetched {
+                    Ok(fetched) => fetched,
+                    Err(failed) => return failed,
+                };
+                let status = ProbeStatus::Http(fetched.status);
+                let Some(location) = &fetched.location else {
+                    return self
+                        .judge(fetched.status, &fetched.body)
+                        .with_status(status);
+                };
+                if redirects == MAX_REDIRECTS {
+                    let detail = format!(
+                        "status {}, and more than {MAX_REDIRECTS} redirects",
+                        fetched.status
+                    );
+                    return Attempt::down(FailureReason::Other, detail).with_status(status);
+                }
+                match request.redirected(fetched.status, location) {
+                    Some(next) => request = next,
+                    // Nowhere to go: the redirect itself is the answer.
+                    None => return self.judge(fetched.status, &[]).with_status(status),
+                }
+                redirects += 1;
+            }
+        })
+    }
+}
+
+impl Request {
+    /// The request a redirect leads to, as browsers and reqwest make it: `303` (and
+    /// `301`/`302` after a `POST`) become a `GET`, and neither credentials nor values
+    /// taken from the environment go to another origin. `None` if `location` is not a
+    /// URL.
+    fn redirected(&self, status: u16, location: &HeaderValue) -> Option<Request> {
+        let url = self.url.join(location.to_str().ok()?).ok()?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        let method = match status {
+            303 if self.method != reqwest::Method::HEAD => reqwest::Method::GET,
+            301 | 302 if self.method == reqwest::Method::POST => reqwest::Method::GET,
+            _ => self.method.clone(),
+        };
+        let headers = if url.origin() == self.url.origin() {
+            self.headers.clone()
+        } else {
+            let credentials = [
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ];
+            (self.headers.iter())
+                .filter(|(name, value)| !value.is_sensitive() && !credentials.contains(name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect()
+        };
+        Some(Request {
+            url,
+            method,
+            headers,
+        })
+    }
+}
+
+/// Whether a response with `status` is a redirect to follow.
+fn is_followed(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Plain HTTP/1.1 on a connection of the attempt's own, driven by the attempt itself:
+/// no pool, no connection task, no TLS set-up, which make up most of what a client
+/// costs per probe.
+async fn fetch_direct(
+    direct: &Direct,
+    request: &Request,
+    follow: bool,
+) -> Result<Fetched, Attempt> {
+    let stream = super::connect(&direct.address).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| Attempt::failed(&err))?;
+    let mut sent = hyper::Request::new(Empty::<Bytes>::new());
+    *sent.method_mut() = request.method.clone();
+    *sent.uri_mut() = direct.target.clone();
+    let sent_headers = sent.headers_mut();
+    sent_headers.insert(header::HOST, direct.host.clone());
+    sent_headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    sent_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    sent_headers.extend(request.headers.clone());
+
+    // The connection must be polled for the request to go out and the response to
+    // come in. It is dropped, and so closed, once the body is in; asking for
+    // `Connection: close` instead would make hyper shut the socket down first, a
+    // system call more per probe for the same FIN.
+    let mut connection = Driven::new(connection);
+    let response = connection
+        .run(sender.send_request(sent))
+        .await
+        .and_then(|response| response)
+        .map_err(|err| Attempt::failed(&err))?;
+    let status = response.status().as_u16();
+    let location = redirect_location(follow, status, response.headers());
+    let failed = |err: hyper::Error| Attempt::failed(&err).with_status(ProbeStatus::Http(status));
+    let mut body = response.into_body();
+    let mut kept = Vec::new();
+    while location.is_none() && kept.len() < BODY_LIMIT {
+        match connection.run(body.frame()).await.map_err(failed)? {
+            None => break,
+            Some(Err(err)) => return Err(failed(err)),
+            Some(Ok(frame)) => keep(&mut kept, frame.data_ref().map_or(&[], |data| data)),
+        }
+    }
+    Ok(Fetched {
+        status,
+        location,
+        body: kept,
+    })
+}
+
+/// The same with the client, for `https` and kept-alive connections.
+async fn fetch(
+    client: &reqwest::Client,
+    request: &Request,
+    follow: bool,
+) -> Result<Fetched, Attempt> {
+    let sent = client
+        .request(request.method.clone(), request.url.clone())
+        .headers(request.headers.clone());
+    let mut response = sent.send().await.map_err(|err| Attempt::failed(&err))?;
+    let status = response.status().as_u16();
+    let location = redirect_location(follow, status, response.headers());
+    let mut kept = Vec::new();
+    while location.is_none() && kept.len() < BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => keep(&mut kept, &chunk),
+            Ok(None) => break,
+            Err(err) => return Err(Attempt::failed(&err).with_status(ProbeStatus::Http(status))),
+        }
+    }
+    Ok(Fetched {
+        status,
+        location,
+        body: kept,
+    })
+}
+
+/// Where a response sends the check next, if it is a redirect to follow.
+fn redirect_location(follow: bool, status: u16, headers: &HeaderMap) -> Option<HeaderValue> {
+    (follow && is_followed(status))
+        .then(|| headers.get(header::LOCATION).cloned())
+        .flatten()
+}
+
+/// Appends what fits of `data` under [`BODY_LIMIT`].
+fn keep(kept: &mut Vec<u8>, data: &[u8]) {
+    kept.extend_from_slice(&data[..data.len().min(BODY_LIMIT - kept.len())]);
 }
 
 /// Where a plain-HTTP check connects and what it asks for, worked out once.
@@ -385,159 +586,6 @@ impl Direct {
     }
 }
 
-/// A response's status and the first [`BODY_LIMIT`] bytes of its body, or the failed
-/// attempt.
-type Fetched = Result<(u16, Vec<u8>), Attempt>;
-
-impl Probe for HttpProbe {
-    fn attempt(&self) -> BoxFuture<'_, Attempt> {
-        Box::pin(async move {
-            let (client, headers) = match &self.client {
-                Ok(client) => client,
-                Err(message) => return Attempt::down(FailureReason::Other, message.clone()),
-            };
-            let fetched = if let Some(direct) = &self.direct {
-                self.fetch_direct(direct, client, headers).await
-            } else {
-                let request = client.request(self.method.clone(), self.url.clone());
-                fetch(request.headers(headers.clone())).await
-            };
-            match fetched {
-                Ok((status, body)) => self
-                    .judge(status, &body)
-                    .with_status(ProbeStatus::Http(status)),
-                Err(failed) => failed,
-            }
-        })
-    }
-}
-
-impl HttpProbe {
-    /// Plain HTTP/1.1 on a connection of the attempt's own, driven by the attempt
-    /// itself: no pool, no connection task, no TLS set-up, which make up most of what
-    /// a client costs per probe. A redirect to follow (rare for a health endpoint) is
-    /// left to the client, from where it points.
-    async fn fetch_direct(
-        &self,
-        direct: &Direct,
-        client: &reqwest::Client,
-        headers: &HeaderMap,
-    ) -> Fetched {
-        let stream = super::connect(&direct.address).await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|err| Attempt::failed(&err))?;
-        let mut request = hyper::Request::new(Empty::<Bytes>::new());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = direct.target.clone();
-        let request_headers = request.headers_mut();
-        request_headers.insert(header::HOST, direct.host.clone());
-        request_headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        request_headers.extend(headers.clone());
-
-        // The connection must be polled for the request to go out and the response to
-        // come in. It is dropped, and so closed, once the body is in; asking for
-        // `Connection: close` instead would make hyper shut the socket down first, a
-        // system call more per probe for the same FIN.
-        let mut connection = Driven::new(connection);
-        let response = connection
-            .run(sender.send_request(request))
-            .await
-            .and_then(|response| response)
-            .map_err(|err| Attempt::failed(&err))?;
-        let status = response.status().as_u16();
-        if self.follow_redirects
-            && response.status().is_redirection()
-            && let Some(location) = response.headers().get(header::LOCATION)
-        {
-            return self.follow(client, headers, status, location).await;
-        }
-        let failed =
-            |err: hyper::Error| Attempt::failed(&err).with_status(ProbeStatus::Http(status));
-        let mut body = response.into_body();
-        let mut kept = Vec::new();
-        while kept.len() < BODY_LIMIT {
-            match connection.run(body.frame()).await.map_err(failed)? {
-                None => break,
-                Some(Err(err)) => return Err(failed(err)),
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        kept.extend_from_slice(&data[..data.len().min(BODY_LIMIT - kept.len())]);
-                    }
-                }
-            }
-        }
-        Ok((status, kept))
-    }
-
-    /// Follows a redirect the direct way got, with the client (which follows any
-    /// further ones), as the client would have: `303`, and `301`/`302` after a `POST`,
-    /// become a `GET`, and credentials are not sent to another origin.
-    async fn follow(
-        &self,
-        client: &reqwest::Client,
-        headers: &HeaderMap,
-        status: u16,
-        location: &HeaderValue,
-    ) -> Fetched {
-        let Some(target) = location.to_str().ok().and_then(|to| self.url.join(to).ok()) else {
-            // Nowhere to go: the redirect itself is the answer.
-            return Ok((status, Vec::new()));
-        };
-        let method = match status {
-            303 if self.method != reqwest::Method::HEAD => reqwest::Method::GET,
-            301 | 302 if self.method == reqwest::Method::POST => reqwest::Method::GET,
-            _ => self.method.clone(),
-        };
-        let forwarded: HeaderMap = if target.origin() == self.url.origin() {
-            headers.clone()
-        } else {
-            let credentials = [
-                header::AUTHORIZATION,
-                header::COOKIE,
-                header::PROXY_AUTHORIZATION,
-            ];
-            headers
-                .iter()
-                .filter(|(name, value)| !value.is_sensitive() && !credentials.contains(name))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect()
-        };
-        fetch(client.request(method, target).headers(forwarded)).await
-    }
-
-    fn judge(&self, status: u16, body: &[u8]) -> Attempt {
-        if !self
-            .expect_status
-            .iter()
-            .any(|range| range.contains(status))
-        {
-            let expected: Vec<String> = self.expect_status.iter().map(|r| r.to_string()).collect();
-            return Attempt::down(
-                FailureReason::Status,
-                format!("status {status}, expected {}", expected.join(", ")),
-            );
-        }
-        if let Some(needle) = &self.body_contains
-            && memchr::memmem::find(body, needle.as_bytes()).is_none()
-        {
-            return Attempt::down(
-                FailureReason::Body,
-                format!("status {status}, but the body does not contain `{needle}`"),
-            );
-        }
-        if let Some((text, regex)) = &self.body_regex
-            && !regex.is_match(body)
-        {
-            return Attempt::down(
-                FailureReason::Body,
-                format!("status {status}, but the body does not match `{text}`"),
-            );
-        }
-        Attempt::up(format!("status {status}"))
-    }
-}
-
 /// An HTTP/1 connection polled alongside the work that needs it.
 struct Driven<C> {
     connection: std::pin::Pin<Box<C>>,
@@ -568,22 +616,37 @@ impl<C: Future<Output = Result<(), hyper::Error>>> Driven<C> {
     }
 }
 
-/// Sends a request with the client and reads the body up to [`BODY_LIMIT`]; what lies
-/// beyond is left unread.
-async fn fetch(request: reqwest::RequestBuilder) -> Fetched {
-    let mut response = request.send().await.map_err(|err| Attempt::failed(&err))?;
-    let status = response.status().as_u16();
-    let mut kept = Vec::new();
-    while kept.len() < BODY_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                kept.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - kept.len())])
-            }
-            Ok(None) => break,
-            Err(err) => return Err(Attempt::failed(&err).with_status(ProbeStatus::Http(status))),
+impl HttpProbe {
+    fn judge(&self, status: u16, body: &[u8]) -> Attempt {
+        if !self
+            .expect_status
+            .iter()
+            .any(|range| range.contains(status))
+        {
+            let expected: Vec<String> = self.expect_status.iter().map(|r| r.to_string()).collect();
+            return Attempt::down(
+                FailureReason::Status,
+                format!("status {status}, expected {}", expected.join(", ")),
+            );
         }
+        if let Some(needle) = &self.body_contains
+            && memchr::memmem::find(body, needle.as_bytes()).is_none()
+        {
+            return Attempt::down(
+                FailureReason::Body,
+                format!("status {status}, but the body does not contain `{needle}`"),
+            );
+        }
+        if let Some((text, regex)) = &self.body_regex
+            && !regex.is_match(body)
+        {
+            return Attempt::down(
+                FailureReason::Body,
+                format!("status {status}, but the body does not match `{text}`"),
+            );
+        }
+        Attempt::up(format!("status {status}"))
     }
-    Ok((status, kept))
 }
 
 #[cfg(test)]

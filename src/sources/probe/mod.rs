@@ -479,22 +479,24 @@ impl Scheduled {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let limit = self
-                .timeout
-                .min(budget_end.saturating_duration_since(Instant::now()));
             let began = Instant::now();
-            let attempt = match tokio::time::timeout(limit, self.probe.attempt()).await {
+            let attempt = match tokio::time::timeout(self.timeout, self.probe.attempt()).await {
                 Ok(attempt) => attempt,
                 Err(_) => Attempt::down(
                     FailureReason::Timeout,
-                    format!("timed out after {}", humantime::format_duration(limit)),
+                    format!(
+                        "timed out after {}",
+                        humantime::format_duration(self.timeout)
+                    ),
                 ),
             };
             let latency = began.elapsed();
+            // A retry is made only if it can have its whole timeout before the next
+            // tick is due: one cut shorter would hide the real failure behind a timeout.
             let retry_at = delays.next().map(|delay| Instant::now() + delay);
             let retry = attempt.outcome == Outcome::Down
                 && attempts < self.retry.max_attempts
-                && retry_at.is_some_and(|at| at < budget_end);
+                && retry_at.is_some_and(|at| at + self.timeout <= budget_end);
             if !retry {
                 return ProbeResult {
                     service: self.service.clone(),

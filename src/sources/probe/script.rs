@@ -3,9 +3,11 @@
 //! The command runs as an argument vector, without a shell, unless `shell: true` asks
 //! for `sh -c`. It runs in a process group of its own, so that when its time is up the
 //! whole group is killed, children included; the group is also killed when the command
-//! exits, so nothing a check starts outlives it. Standard output and error are read as
-//! they come and kept up to [`OUTPUT_LIMIT`] bytes each: a command that floods its
-//! output is cut, not buffered.
+//! exits, so nothing a check starts in its group outlives it. (A process that leaves
+//! the group, with `setsid` say, is not tracked; output is read for only
+//! [`OUTPUT_GRACE`] after the exit, so one that keeps the pipes open does not hold the
+//! check.) Standard output and error are read as they come and kept up to
+//! [`OUTPUT_LIMIT`] bytes each: a command that floods its output is cut, not buffered.
 //!
 //! Exit codes follow the Nagios plugin conventions: 0 OK is up, 1 WARNING is degraded,
 //! 2 CRITICAL is down, 3 UNKNOWN or anything else is down. The first line of output
@@ -48,6 +50,9 @@ use crate::event::{FailureReason, Outcome};
 
 /// The most of standard output, and of standard error, that is kept.
 const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// How long output is still read after the command exits (and its group is killed).
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Configuration of a `script_probe` (the options besides the shared check options).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -182,14 +187,32 @@ impl Probe for ScriptProbe {
                 id: pid as libc::pid_t,
                 killed: false,
             };
-            let exited = async {
-                let status = child.wait().await;
-                // Children left behind would hold the output pipes open (and run on).
+            let (mut stdout_kept, mut stderr_kept) = (Vec::new(), Vec::new());
+            let status = {
+                // Output is read while the command runs, so that it never blocks on a
+                // full pipe.
+                let reading = futures::future::join(
+                    read_capped(stdout, &mut stdout_kept),
+                    read_capped(stderr, &mut stderr_kept),
+                );
+                let mut reading = std::pin::pin!(reading);
+                let mut read_all = false;
+                let status = loop {
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        _ = &mut reading, if !read_all => read_all = true,
+                    }
+                };
+                // Children left behind would run on, and hold the pipes open.
                 group.kill();
+                // A process that left the group (`setsid`) may still hold them: what
+                // has not come shortly after the exit is not waited for.
+                if !read_all {
+                    let _ = tokio::time::timeout(OUTPUT_GRACE, reading).await;
+                }
                 status
             };
-            let (status, stdout, stderr) =
-                tokio::join!(exited, read_capped(stdout), read_capped(stderr));
+            let (stdout, stderr) = (stdout_kept, stderr_kept);
             match status {
                 Ok(status) => {
                     let (attempt, malformed) = verdict(status, &stdout, &stderr);
@@ -222,9 +245,11 @@ impl ProcessGroup {
     fn kill(&mut self) {
         if !self.killed {
             self.killed = true;
-            // SAFETY: killpg only sends a signal; the group is the command's own (its
-            // leader is the command, started with `process_group(0)`), and the leader
-            // is not yet reaped when this runs from `Drop`, so the id is not reused.
+            // SAFETY: killpg only sends a signal. The group is the command's own (its
+            // leader is the command, started with `process_group(0)`). From `Drop` the
+            // leader is not yet reaped, so the id cannot have been reused; after the
+            // exit it can be reused only once no process is left in the group, and
+            // this runs right after the exit.
             unsafe { libc::killpg(self.id, libc::SIGKILL) };
         }
     }
@@ -236,10 +261,9 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Reads to the end, keeping the first [`OUTPUT_LIMIT`] bytes and discarding the rest
-/// (still reading it, so the writer is not blocked on a full pipe).
-async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut kept = Vec::new();
+/// Reads to the end into `kept`, keeping the first [`OUTPUT_LIMIT`] bytes and
+/// discarding the rest (still reading it, so the writer is not blocked on a full pipe).
+async fn read_capped(mut reader: impl AsyncRead + Unpin, kept: &mut Vec<u8>) {
     let mut chunk = [0u8; 8192];
     while let Ok(n) = reader.read(&mut chunk).await {
         if n == 0 {
@@ -248,7 +272,6 @@ async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
         let room = OUTPUT_LIMIT.saturating_sub(kept.len());
         kept.extend_from_slice(&chunk[..n.min(room)]);
     }
-    kept
 }
 
 /// The attempt for a command that ended with `status`, by the Nagios conventions.
