@@ -170,6 +170,26 @@ fn http_checks_report_status_body_and_connection_failures() {
 }
 
 #[test]
+fn https_checks_verify_certificates_unless_told_not_to() {
+    let server = HttpServer::start_tls();
+    let scene = Scene::new();
+    let checks = format!(
+        r#"
+      - {{ name: verified, type: http, url: "{ok}" }}
+      - {{ name: unverified, type: http, url: "{ok}", tls_verify: false, body_contains: "ok" }}
+      - {{ name: kept_alive, type: http, url: "{ok}", tls_verify: false, keepalive: true }}
+"#,
+        ok = server.url("/ok"),
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "verified", "down", Some("tls"), "TLS: ");
+    let detail = results["verified"]["detail"].as_str().unwrap();
+    assert!(detail.contains("certificate"), "{detail}");
+    expect(&results, "unverified", "up", None, "status 200");
+    expect(&results, "kept_alive", "up", None, "status 200");
+}
+
+#[test]
 fn redirects_keep_credentials_within_their_origin() {
     let server = HttpServer::start();
     let other = HttpServer::start();

@@ -1,5 +1,5 @@
 //! Real servers on 127.0.0.1 ephemeral ports for the probe tests: an HTTP server
-//! (hyper), gRPC servers (tonic, with and without the health service) and TCP
+//! (hyper, also over TLS), gRPC servers (tonic, with and without the health service) and TCP
 //! listeners, each run on its own small runtime for as long as the test holds it.
 
 use std::convert::Infallible;
@@ -39,12 +39,35 @@ fn runtime() -> Runtime {
 /// Every request's path and arrival time is recorded.
 pub struct HttpServer {
     pub addr: SocketAddr,
+    /// `http`, or `https` for [`HttpServer::start_tls`].
+    scheme: &'static str,
     hits: Arc<Mutex<Vec<(String, Instant)>>>,
     _runtime: Runtime,
 }
 
 impl HttpServer {
     pub fn start() -> HttpServer {
+        HttpServer::serve(None)
+    }
+
+    /// The same over TLS, with a self-signed certificate for 127.0.0.1: clients that
+    /// verify certificates refuse it.
+    pub fn start_tls() -> HttpServer {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("a self-signed certificate");
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("TLS configuration");
+        HttpServer::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> HttpServer {
         let runtime = runtime();
         let listener = runtime
             .block_on(TcpListener::bind("127.0.0.1:0"))
@@ -52,29 +75,39 @@ impl HttpServer {
         let addr = listener.local_addr().expect("address");
         let hits: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
         let served = Arc::clone(&hits);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let hits = Arc::clone(&served);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let hits = Arc::clone(&hits);
                         async move { answer(request, &hits).await }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return, // a client that refused the certificate
+                        },
+                    };
                 });
             }
         });
         HttpServer {
             addr,
+            scheme,
             hits,
             _runtime: runtime,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// When each request for `path` arrived.
