@@ -114,7 +114,9 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,aegis={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours for a terminal only: in a file or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -7,6 +7,7 @@ mod examples;
 mod http_service;
 mod loghub;
 mod probes;
+mod prometheus;
 mod servers;
 mod tail;
 mod util;

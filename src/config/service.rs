@@ -44,6 +44,7 @@ use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
 use crate::event::EventKind;
 use crate::sinks::SinkConfig;
 use crate::sinks::console::ConsoleConfig;
+use crate::sinks::prometheus::{self, PrometheusConfig};
 use crate::sources::SourceConfig;
 use crate::sources::log_tail::{self, LogTailConfig, PathPattern, ReadFrom};
 use crate::stages::StageConfig;
@@ -100,6 +101,7 @@ struct LogFile {
 /// Expands the service-centric sections of `top` into pipeline nodes.
 pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     let mut config = PipelineConfig::default();
+    let mut metrics = None;
     for section in SECTIONS {
         let Some(value) = top.get(section) else {
             continue;
@@ -114,11 +116,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                 "anomaly detection arrives with the anomaly stage",
             ),
             "alerting" => not_active(diag, &path, "alerting arrives with the alert stage"),
-            _ => not_active(
-                diag,
-                &path,
-                "the Prometheus exporter arrives with the prometheus sink",
-            ),
+            _ => metrics = decode_prometheus(value, &path, diag),
         }
     }
     // Matches and check results are what the console shows; raw lines are not.
@@ -138,6 +136,19 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
             implicit: true,
         });
     }
+    if let Some((prometheus, path)) = metrics {
+        // Metrics are derived from everything: lines read, matches, check results.
+        let everything = (config.sources.iter().map(|node| node.id.clone()))
+            .chain(config.stages.iter().map(|node| node.id.clone()))
+            .collect();
+        config.sinks.push(NodeConfig {
+            id: "prometheus".into(),
+            inputs: everything,
+            config: SinkConfig::Prometheus(prometheus),
+            path,
+            implicit: false,
+        });
+    }
     if config.sources.is_empty() && !diag.has_errors() {
         diag.error(
             &KeyPath::root(),
@@ -145,6 +156,35 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         );
     }
     config
+}
+
+/// The `prometheus:` section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrometheusSection {
+    /// `false` turns the exporter off. Default `true`.
+    #[serde(default = "enabled")]
+    enabled: bool,
+    #[serde(default = "prometheus::default_listen")]
+    listen: std::net::SocketAddr,
+    #[serde(default = "prometheus::default_path")]
+    path: prometheus::MetricsPath,
+}
+
+/// The exporter's configuration, if the section enables it, with where it was written.
+fn decode_prometheus(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+) -> Option<(PrometheusConfig, KeyPath)> {
+    let section = diag.decode::<PrometheusSection>(value, path)?;
+    section.enabled.then(|| {
+        let config = PrometheusConfig {
+            listen: section.listen,
+            path: section.path,
+        };
+        (config, path.clone())
+    })
 }
 
 fn not_active(diag: &mut Diagnostics, path: &KeyPath, why: &str) {

@@ -1,16 +1,18 @@
-//! Sinks: where events leave Aegis (the console now; Prometheus and webhooks later).
+//! Sinks: where events leave Aegis: the console and Prometheus (webhooks later).
 //!
 //! Each sink type is a module with its configuration and its [`Sink`] impl; this
 //! module is the closed list of those users configure (`type:`). [`summary`] is the
 //! one sink Aegis attaches itself, for `run --once`.
 
 pub mod console;
+pub mod prometheus;
 pub mod summary;
 
 use serde::Serialize;
 use serde_norway::Value;
 
 use self::console::{Console, ConsoleConfig};
+use self::prometheus::PrometheusConfig;
 use crate::config::diagnostics::{Diagnostics, KeyPath};
 use crate::event::EventKind;
 use crate::pipeline::Sink;
@@ -20,10 +22,11 @@ use crate::pipeline::Sink;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SinkConfig {
     Console(ConsoleConfig),
+    Prometheus(PrometheusConfig),
 }
 
 impl SinkConfig {
-    pub const TYPES: &'static [&'static str] = &["console"];
+    pub const TYPES: &'static [&'static str] = &["console", "prometheus"];
 
     /// Decodes the options of a sink of type `kind`; `None` if they are bad (and
     /// reported).
@@ -35,24 +38,25 @@ impl SinkConfig {
     ) -> Option<SinkConfig> {
         match kind {
             "console" => diag.decode(body, path).map(SinkConfig::Console),
+            "prometheus" => diag.decode(body, path).map(SinkConfig::Prometheus),
             _ => None,
         }
     }
 
     /// What the sink can take.
     pub fn accepts(&self) -> &'static [EventKind] {
-        match self {
-            SinkConfig::Console(_) => &[
-                EventKind::LogLines,
-                EventKind::LogMatch,
-                EventKind::ProbeResult,
-            ],
-        }
+        // Both take every kind of event.
+        &[
+            EventKind::LogLines,
+            EventKind::LogMatch,
+            EventKind::ProbeResult,
+        ]
     }
 
     pub fn build(&self) -> Box<dyn Sink> {
         match self {
             SinkConfig::Console(_) => Box::new(Console),
+            SinkConfig::Prometheus(config) => Box::new(config.build()),
         }
     }
 }

@@ -1,0 +1,452 @@
+//! The metrics the `prometheus` sink serves, derived from the events it receives.
+//!
+//! Every metric lives here, next to the event it comes from: [`Metrics::record`] is one
+//! `match` over the events, so a new event's metrics are added in one place. Stages
+//! and sources never touch the registry. Label values are bounded: names from the
+//! configuration (service, check, pattern, path), closed enums (kind, result, reason,
+//! severity), never a log line, a URL or an error text.
+//!
+//! The registry is this sink's own, not the process-wide default: a new pipeline (a
+//! reload) gets a new one, so the series of a service that is no longer configured are
+//! gone from the output.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::event::{Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName};
+
+/// Buckets of the check duration histogram, in seconds: a loopback probe takes well
+/// under a millisecond, a slow one seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Buckets of the scheduling delay histogram, in seconds: on time is about a
+/// millisecond (the timer's resolution).
+const DELAY_BUCKETS: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5];
+
+/// Every metric the sink serves, and what it needs to derive them.
+pub struct Metrics {
+    registry: Registry,
+    service_up: IntGaugeVec,
+    service_uptime: GaugeVec,
+    service_transition: GaugeVec,
+    check_up: IntGaugeVec,
+    check_degraded: IntGaugeVec,
+    check_duration: HistogramVec,
+    checks: IntCounterVec,
+    failures: IntCounterVec,
+    attempts: IntCounterVec,
+    retries: IntCounterVec,
+    schedule_delay: Histogram,
+    perfdata: GaugeVec,
+    log_lines: IntCounterVec,
+    log_bytes: IntCounterVec,
+    log_cut: IntCounterVec,
+    log_lossy: IntCounterVec,
+    matches: IntCounterVec,
+    scrape_duration: Gauge,
+    services: HashMap<ServiceName, ServiceHealth>,
+}
+
+/// A service's health as its checks' last results make it.
+struct ServiceHealth {
+    /// Each check's last result: up (or degraded) or not.
+    checks: HashMap<Arc<str>, bool>,
+    /// Since when every check has been up, while they all are.
+    healthy_since: Option<SystemTime>,
+    /// When the service last went up or down.
+    last_transition: SystemTime,
+}
+
+/// A metric family with its labels, registered in `registry`.
+fn family<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("metric names and labels are constants, and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let opts = |name: &str, help: &str| Opts::new(name, help);
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            HistogramOpts::new(name, help).buckets(buckets.to_vec())
+        };
+        const CHECK: &[&str] = &["service", "check"];
+        const FILE: &[&str] = &["service", "path"];
+        let metrics = Metrics {
+            service_up: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_service_up",
+                        "1 if every health check of the service is up (degraded counts as up), else 0.",
+                    ),
+                    &["service"],
+                ),
+            ),
+            service_uptime: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_service_uptime_seconds",
+                        "Seconds since the service last became healthy; 0 while it is down.",
+                    ),
+                    &["service"],
+                ),
+            ),
+            service_transition: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_service_last_transition_timestamp_seconds",
+                        "When the service last went up or down, in seconds since the Unix epoch.",
+                    ),
+                    &["service"],
+                ),
+            ),
+            check_up: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_health_check_up",
+                        "1 if the check's last result was up or degraded, else 0.",
+                    ),
+                    &["service", "check", "kind"],
+                ),
+            ),
+            check_degraded: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_health_check_degraded",
+                        "1 if the check's last result was degraded (a script's WARNING), else 0.",
+                    ),
+                    CHECK,
+                ),
+            ),
+            check_duration: family(
+                &r,
+                HistogramVec::new(
+                    histogram(
+                        "aegis_health_check_duration_seconds",
+                        "How long the last attempt of each check tick took.",
+                        &DURATION_BUCKETS,
+                    ),
+                    &["service", "check", "kind"],
+                ),
+            ),
+            checks: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_health_checks_total",
+                        "Check ticks by result: success, degraded or failure.",
+                    ),
+                    &["service", "check", "result"],
+                ),
+            ),
+            failures: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_health_check_failures_total",
+                        "Failed check ticks by reason.",
+                    ),
+                    &["service", "check", "reason"],
+                ),
+            ),
+            attempts: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_health_check_attempts_total",
+                        "Attempts made, retries included.",
+                    ),
+                    CHECK,
+                ),
+            ),
+            retries: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_health_check_retries_total",
+                        "Attempts made after a tick's first.",
+                    ),
+                    CHECK,
+                ),
+            ),
+            schedule_delay: family(
+                &r,
+                Histogram::with_opts(histogram(
+                    "aegis_health_check_schedule_delay_seconds",
+                    "How long after its scheduled time each check tick started.",
+                    &DELAY_BUCKETS,
+                )),
+            ),
+            perfdata: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_health_check_perfdata",
+                        "Performance data a script check printed, in base units (seconds, bytes, ratios for %).",
+                    ),
+                    &["service", "check", "label", "unit"],
+                ),
+            ),
+            log_lines: family(
+                &r,
+                IntCounterVec::new(opts("aegis_log_lines_total", "Log lines read."), FILE),
+            ),
+            log_bytes: family(
+                &r,
+                IntCounterVec::new(
+                    opts("aegis_log_bytes_total", "Bytes of the log lines read."),
+                    FILE,
+                ),
+            ),
+            log_cut: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_log_lines_cut_total",
+                        "Log lines longer than the limit, cut to it.",
+                    ),
+                    FILE,
+                ),
+            ),
+            log_lossy: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_log_lines_lossy_total",
+                        "Log lines with invalid UTF-8, decoded with replacement characters.",
+                    ),
+                    FILE,
+                ),
+            ),
+            matches: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_log_pattern_matches_total",
+                        "Log lines that matched a pattern.",
+                    ),
+                    &["service", "pattern", "severity"],
+                ),
+            ),
+            scrape_duration: family(
+                &r,
+                Gauge::with_opts(opts(
+                    "aegis_metrics_render_seconds",
+                    "How long the previous rendering of these metrics took.",
+                )),
+            ),
+            services: HashMap::new(),
+            registry: r,
+        };
+        #[cfg(target_os = "linux")]
+        metrics
+            .registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process collector is registered once");
+        metrics
+    }
+
+    /// Updates the metrics an event bears on.
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::LogLines(lines) => self.record_lines(lines),
+            Event::LogMatch(found) => self.record_match(found),
+            Event::ProbeResult(result) => self.record_result(result),
+        }
+    }
+
+    fn record_lines(&mut self, lines: &LogLines) {
+        let file = [&*lines.service, &*lines.path];
+        self.log_lines
+            .with_label_values(&file)
+            .inc_by(u64::from(lines.lines));
+        self.log_bytes
+            .with_label_values(&file)
+            .inc_by(lines.text.len() as u64);
+        self.log_cut
+            .with_label_values(&file)
+            .inc_by(u64::from(lines.cut));
+        self.log_lossy
+            .with_label_values(&file)
+            .inc_by(u64::from(lines.lossy));
+    }
+
+    fn record_match(&mut self, found: &LogMatch) {
+        let labels = [&*found.service, &*found.pattern, found.severity.as_str()];
+        self.matches.with_label_values(&labels).inc();
+    }
+
+    fn record_result(&mut self, result: &ProbeResult) {
+        let (service, check) = (&*result.service, &*result.check);
+        let kind = kind_label(result);
+        let up = result.outcome != Outcome::Down;
+        self.check_up
+            .with_label_values(&[service, check, kind])
+            .set(i64::from(up));
+        self.check_degraded
+            .with_label_values(&[service, check])
+            .set(i64::from(result.outcome == Outcome::Degraded));
+        self.check_duration
+            .with_label_values(&[service, check, kind])
+            .observe(result.latency.as_secs_f64());
+        let outcome = match result.outcome {
+            Outcome::Up => "success",
+            Outcome::Degraded => "degraded",
+            Outcome::Down => "failure",
+        };
+        self.checks
+            .with_label_values(&[service, check, outcome])
+            .inc();
+        if result.outcome == Outcome::Down {
+            let reason = reason_label(result.reason.unwrap_or(FailureReason::Other));
+            self.failures
+                .with_label_values(&[service, check, reason])
+                .inc();
+        }
+        self.attempts
+            .with_label_values(&[service, check])
+            .inc_by(u64::from(result.attempts));
+        self.retries
+            .with_label_values(&[service, check])
+            .inc_by(u64::from(result.attempts.saturating_sub(1)));
+        self.schedule_delay.observe(result.late.as_secs_f64());
+        for sample in &result.perfdata {
+            let (value, unit) = base_unit(sample.value, &sample.unit);
+            let label = bounded_label(&sample.label);
+            self.perfdata
+                .with_label_values(&[service, check, &label, unit])
+                .set(value);
+        }
+        self.record_health(result, up);
+    }
+
+    /// The service's health: up only if every check of it is.
+    fn record_health(&mut self, result: &ProbeResult, check_up: bool) {
+        let health = self
+            .services
+            .entry(result.service.clone())
+            .or_insert_with(|| ServiceHealth {
+                checks: HashMap::new(),
+                healthy_since: None,
+                last_transition: result.at,
+            });
+        let was_up = health.healthy_since.is_some();
+        let first = health.checks.is_empty();
+        health.checks.insert(result.check.clone(), check_up);
+        let up = health.checks.values().all(|up| *up);
+        if up != was_up || first {
+            health.last_transition = result.at;
+            health.healthy_since = up.then_some(result.at);
+        }
+        let service = &*result.service;
+        self.service_up
+            .with_label_values(&[service])
+            .set(i64::from(up));
+        self.service_transition
+            .with_label_values(&[service])
+            .set(seconds_since_epoch(health.last_transition));
+    }
+
+    /// The metrics in the text exposition format, as of `now`.
+    pub fn render(&mut self, now: SystemTime) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        for (service, health) in &self.services {
+            let uptime = health.healthy_since.map_or(Duration::ZERO, |since| {
+                now.duration_since(since).unwrap_or_default()
+            });
+            self.service_uptime
+                .with_label_values(&[&**service])
+                .set(uptime.as_secs_f64());
+        }
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("the text encoder writes to memory");
+        self.scrape_duration.set(started.elapsed().as_secs_f64());
+        text
+    }
+}
+
+fn kind_label(result: &ProbeResult) -> &'static str {
+    match result.kind {
+        crate::event::ProbeKind::Http => "http",
+        crate::event::ProbeKind::Tcp => "tcp",
+        crate::event::ProbeKind::Grpc => "grpc",
+        crate::event::ProbeKind::Script => "script",
+    }
+}
+
+fn reason_label(reason: FailureReason) -> &'static str {
+    match reason {
+        FailureReason::Timeout => "timeout",
+        FailureReason::Refused => "refused",
+        FailureReason::Dns => "dns",
+        FailureReason::Tls => "tls",
+        FailureReason::Status => "status",
+        FailureReason::Body => "body",
+        FailureReason::GrpcStatus => "grpc_status",
+        FailureReason::ExitCode => "exit_code",
+        FailureReason::Spawn => "spawn",
+        FailureReason::Other => "other",
+    }
+}
+
+fn seconds_since_epoch(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// A perfdata value in base units, and the unit's name: Nagios units of time, size
+/// (powers of 1024, as the monitoring plugins use them) and percent become seconds,
+/// bytes and ratios; others (`c` for a counter, none, anything else) stay as they are.
+fn base_unit(value: f64, unit: &str) -> (f64, &'static str) {
+    match unit {
+        "s" => (value, "seconds"),
+        "ms" => (value / 1e3, "seconds"),
+        "us" | "µs" => (value / 1e6, "seconds"),
+        "ns" => (value / 1e9, "seconds"),
+        "B" => (value, "bytes"),
+        "KB" | "kB" => (value * 1024.0, "bytes"),
+        "MB" => (value * 1024.0 * 1024.0, "bytes"),
+        "GB" => (value * 1024.0 * 1024.0 * 1024.0, "bytes"),
+        "TB" => (value * 1024.0 * 1024.0 * 1024.0 * 1024.0, "bytes"),
+        "%" => (value / 100.0, "ratio"),
+        "c" => (value, "counter"),
+        "" => (value, "none"),
+        _ => (value, "other"),
+    }
+}
+
+/// A perfdata label as a label value: as the script wrote it, cut to 64 characters
+/// (a label value may hold any text, but not without bound).
+fn bounded_label(label: &str) -> String {
+    label.chars().take(64).collect()
+}
