@@ -450,3 +450,151 @@ fn base_unit(value: f64, unit: &str) -> (f64, &'static str) {
 fn bounded_label(label: &str) -> String {
     label.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{PerfSample, ProbeKind};
+
+    /// A result of check `check` of service `service` at `at` seconds.
+    fn result(service: &str, check: &str, outcome: Outcome, at: u64) -> Event {
+        Event::ProbeResult(ProbeResult {
+            service: service.into(),
+            check: check.into(),
+            kind: ProbeKind::Http,
+            at: UNIX_EPOCH + Duration::from_secs(at),
+            late: Duration::from_millis(1),
+            outcome,
+            latency: Duration::from_millis(3),
+            attempts: 1,
+            status: None,
+            reason: (outcome == Outcome::Down).then_some(FailureReason::Refused),
+            detail: String::new(),
+            perfdata: Vec::new(),
+        })
+    }
+
+    fn text(metrics: &mut Metrics, now: u64) -> String {
+        String::from_utf8(metrics.render(UNIX_EPOCH + Duration::from_secs(now))).unwrap()
+    }
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn a_service_is_up_while_every_check_is_and_its_uptime_counts_from_then() {
+        let mut metrics = Metrics::new();
+        metrics.record(&result("s", "a", Outcome::Up, 100));
+        metrics.record(&result("s", "b", Outcome::Down, 110));
+        let down = text(&mut metrics, 120);
+        assert_eq!(line(&down, r#"aegis_service_up{service="s"}"#), Some("0"));
+        assert_eq!(
+            line(&down, r#"aegis_service_uptime_seconds{service="s"}"#),
+            Some("0")
+        );
+        assert_eq!(
+            line(
+                &down,
+                r#"aegis_service_last_transition_timestamp_seconds{service="s"}"#
+            ),
+            Some("110")
+        );
+        metrics.record(&result("s", "b", Outcome::Degraded, 130));
+        metrics.record(&result("s", "a", Outcome::Up, 140));
+        let up = text(&mut metrics, 160);
+        assert_eq!(line(&up, r#"aegis_service_up{service="s"}"#), Some("1"));
+        assert_eq!(
+            line(&up, r#"aegis_service_uptime_seconds{service="s"}"#),
+            Some("30")
+        );
+        assert_eq!(
+            line(&up, r#"aegis_health_check_degraded{check="b",service="s"}"#),
+            Some("1")
+        );
+        assert_eq!(
+            line(
+                &up,
+                r#"aegis_health_checks_total{check="b",result="failure",service="s"}"#
+            ),
+            Some("1")
+        );
+        assert_eq!(
+            line(
+                &up,
+                r#"aegis_health_check_failures_total{check="b",reason="refused",service="s"}"#
+            ),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn perfdata_is_in_base_units() {
+        let mut metrics = Metrics::new();
+        let mut event = result("host", "disk", Outcome::Up, 1);
+        if let Event::ProbeResult(result) = &mut event {
+            let sample = |label: &str, value: f64, unit: &str| PerfSample {
+                label: label.into(),
+                value,
+                unit: unit.into(),
+                warn: None,
+                crit: None,
+                min: None,
+                max: None,
+            };
+            result.perfdata = vec![
+                sample("time", 250.0, "ms"),
+                sample("/", 2.0, "MB"),
+                sample("inodes", 12.0, "%"),
+                sample("users", 3.0, ""),
+            ];
+        }
+        metrics.record(&event);
+        let text = text(&mut metrics, 2);
+        let value = |label: &str, unit: &str| {
+            let series = format!(
+                r#"aegis_health_check_perfdata{{check="disk",label="{label}",service="host",unit="{unit}"}}"#
+            );
+            line(&text, &series).map(str::to_owned)
+        };
+        assert_eq!(value("time", "seconds").as_deref(), Some("0.25"));
+        assert_eq!(value("/", "bytes").as_deref(), Some("2097152"));
+        assert_eq!(value("inodes", "ratio").as_deref(), Some("0.12"));
+        assert_eq!(value("users", "none").as_deref(), Some("3"));
+    }
+
+    /// Metrics of `services` services with two checks each, every check with a result.
+    fn populated(services: usize) -> Metrics {
+        let mut metrics = Metrics::new();
+        for n in 0..services {
+            let service = format!("service-{n}");
+            metrics.record(&result(&service, "http", Outcome::Up, 1));
+            metrics.record(&result(&service, "tcp", Outcome::Down, 1));
+        }
+        metrics
+    }
+
+    #[test]
+    fn a_thousand_services_render_well_formed() {
+        let mut metrics = populated(1000);
+        let text = text(&mut metrics, 2);
+        let series = regex::Regex::new(
+            r#"^[a-z_]+(\{([a-z_]+="[^"\\]*",)*[a-z_]+="[^"\\]*"\})? (-?[0-9.]+(e[+-]?[0-9]+)?|\+Inf|NaN)$"#,
+        )
+        .unwrap();
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            assert!(series.is_match(line), "not a series: {line}");
+        }
+        let up = text
+            .lines()
+            .filter(|l| l.starts_with("aegis_service_up{"))
+            .count();
+        assert_eq!(up, 1000);
+        let checks = text
+            .lines()
+            .filter(|l| l.starts_with("aegis_health_check_up{"))
+            .count();
+        assert_eq!(checks, 2000);
+    }
+}
