@@ -38,11 +38,11 @@ fn scrape(c: &mut Criterion) {
             metrics.record(&result(&service, "port", ProbeKind::Tcp, Outcome::Down));
         }
     }
-    let size = metrics.render(SystemTime::now()).len();
+    let size = metrics.render(SystemTime::now(), None).len();
     let mut group = c.benchmark_group("prometheus");
     group.throughput(Throughput::Bytes(size as u64));
     group.bench_function("render_1000_services_2_checks", |b| {
-        b.iter(|| metrics.render(SystemTime::now()))
+        b.iter(|| metrics.render(SystemTime::now(), None))
     });
     group.finish();
 }

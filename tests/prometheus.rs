@@ -145,6 +145,16 @@ fn scraped_metrics_count_checks_failures_and_log_lines_exactly() {
         series(r#"aegis_health_check_duration_seconds_count{check="x",kind="http",service="s"}"#);
     let results = 3.0 + series(success).unwrap();
     assert_eq!(ticks, Some(results), "one duration per tick");
+    // The pipeline's own counts: every result check x sent reached the sink (which
+    // may not have taken the last ones yet when the page was rendered).
+    let sent = series(r#"aegis_pipeline_events_sent_total{node="s.x"}"#).unwrap_or(0.0);
+    assert!(
+        sent >= results,
+        "check x sent {sent} results, the sink saw {results}"
+    );
+    assert!(series(r#"aegis_pipeline_events_received_total{node="prometheus"}"#) > Some(0.0));
+    assert!(series(r#"aegis_pipeline_queued_batches{node="prometheus"}"#).is_some());
+    assert!(series("process_resident_memory_bytes").is_some());
     let (status, body) = get(&address, "/healthz");
     assert!(
         status.contains(" 200 ") && body == "ok\n",

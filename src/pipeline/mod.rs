@@ -10,8 +10,10 @@
 
 pub mod graph;
 pub mod runtime;
+pub mod stats;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -74,11 +76,13 @@ pub struct Closed;
 #[derive(Clone, Default)]
 pub struct Output {
     downstream: Vec<mpsc::Sender<Batch>>,
+    /// Events sent, for the pipeline's statistics.
+    sent: Arc<AtomicU64>,
 }
 
 impl Output {
-    pub(crate) fn new(downstream: Vec<mpsc::Sender<Batch>>) -> Output {
-        Output { downstream }
+    pub(crate) fn new(downstream: Vec<mpsc::Sender<Batch>>, sent: Arc<AtomicU64>) -> Output {
+        Output { downstream, sent }
     }
 
     /// Sends `events` to every downstream node, waiting while a channel is full: this
@@ -89,6 +93,7 @@ impl Output {
         if events.is_empty() {
             return Ok(());
         }
+        self.sent.fetch_add(events.len() as u64, Ordering::Relaxed);
         let batch: Batch = Arc::new(events);
         let mut delivered = self.downstream.is_empty();
         for channel in &self.downstream {
@@ -101,20 +106,33 @@ impl Output {
 /// The receiving end of a node: batches from all its inputs, merged.
 pub struct Input {
     receiver: mpsc::Receiver<Batch>,
+    /// Events received, for the pipeline's statistics.
+    received: Arc<AtomicU64>,
 }
 
 impl Input {
-    pub(crate) fn new(receiver: mpsc::Receiver<Batch>) -> Input {
-        Input { receiver }
+    pub(crate) fn new(receiver: mpsc::Receiver<Batch>, received: Arc<AtomicU64>) -> Input {
+        Input { receiver, received }
     }
 
     /// The next batch, or `None` once every input has stopped and all was received.
     pub async fn recv(&mut self) -> Option<Batch> {
-        self.receiver.recv().await
+        let batch = self.receiver.recv().await;
+        self.count(batch.as_ref());
+        batch
     }
 
     /// A batch that has already arrived, without waiting; `None` if there is none now.
     pub fn try_recv(&mut self) -> Option<Batch> {
-        self.receiver.try_recv().ok()
+        let batch = self.receiver.try_recv().ok();
+        self.count(batch.as_ref());
+        batch
+    }
+
+    fn count(&self, batch: Option<&Batch>) {
+        if let Some(batch) = batch {
+            self.received
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
     }
 }

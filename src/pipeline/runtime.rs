@@ -11,6 +11,7 @@
 //! returns, dropping its own senders; sinks drain, flush and return. `run` returns
 //! when every task has.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Component, Graph};
+use super::stats::{self, NodeStats, PipelineStats};
 use super::{Batch, Input, NodeError, Output, Stage};
 
 /// Batches a channel holds before its sender waits. Log batches are at most about a
@@ -59,14 +61,27 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
             );
         }
     }
+    let stats: Vec<NodeStats> = (graph.nodes.iter().zip(&senders))
+        .map(|(node, sender)| NodeStats::new(node.id.clone(), sender.as_ref()))
+        .collect();
+    let counters: Vec<_> = (stats.iter())
+        .map(|node| (Arc::clone(&node.sent), Arc::clone(&node.received)))
+        .collect();
+    stats::set_current(Arc::new(PipelineStats { nodes: stats }));
     // The original senders are dropped here, so a channel closes exactly when all the
     // nodes feeding it have stopped.
     drop(senders);
 
     let mut tasks = JoinSet::new();
-    for ((node, output), receiver) in graph.nodes.into_iter().zip(outputs).zip(receivers) {
-        let output = Output::new(output);
-        let input = receiver.map(Input::new);
+    let nodes = graph
+        .nodes
+        .into_iter()
+        .zip(outputs)
+        .zip(receivers)
+        .zip(counters);
+    for (((node, output), receiver), (sent, received)) in nodes {
+        let output = Output::new(output, sent);
+        let input = receiver.map(|receiver| Input::new(receiver, received));
         let id = node.id;
         let task = match (node.component, input) {
             (Component::Source(source), _) => source.run(output, shutdown.clone()),

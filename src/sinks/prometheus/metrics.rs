@@ -20,6 +20,7 @@ use prometheus::{
 };
 
 use crate::event::{Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName};
+use crate::pipeline::stats::PipelineStats;
 
 /// Buckets of the check duration histogram, in seconds: a loopback probe takes well
 /// under a millisecond, a slow one seconds.
@@ -51,6 +52,9 @@ pub struct Metrics {
     log_cut: IntCounterVec,
     log_lossy: IntCounterVec,
     matches: IntCounterVec,
+    node_received: IntCounterVec,
+    node_sent: IntCounterVec,
+    node_queued: IntGaugeVec,
     scrape_duration: Gauge,
     services: HashMap<ServiceName, ServiceHealth>,
 }
@@ -253,6 +257,36 @@ impl Metrics {
                     &["service", "pattern", "severity"],
                 ),
             ),
+            node_received: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_pipeline_events_received_total",
+                        "Events that arrived at a pipeline node.",
+                    ),
+                    &["node"],
+                ),
+            ),
+            node_sent: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_pipeline_events_sent_total",
+                        "Events a pipeline node sent on.",
+                    ),
+                    &["node"],
+                ),
+            ),
+            node_queued: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_pipeline_queued_batches",
+                        "Batches waiting in a node's channel (it holds 8).",
+                    ),
+                    &["node"],
+                ),
+            ),
             scrape_duration: family(
                 &r,
                 Gauge::with_opts(opts(
@@ -374,9 +408,21 @@ impl Metrics {
             .set(seconds_since_epoch(health.last_transition));
     }
 
-    /// The metrics in the text exposition format, as of `now`.
-    pub fn render(&mut self, now: SystemTime) -> Vec<u8> {
+    /// The metrics in the text exposition format, as of `now`, with the counts of
+    /// `pipeline` (the running one, when served).
+    pub fn render(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Vec<u8> {
         let started = std::time::Instant::now();
+        for node in pipeline.into_iter().flat_map(|stats| &stats.nodes) {
+            let id = [node.id.as_str()];
+            // Counters only go up: add what was counted since the last render.
+            let received = self.node_received.with_label_values(&id);
+            received.inc_by(node.received().saturating_sub(received.get()));
+            let sent = self.node_sent.with_label_values(&id);
+            sent.inc_by(node.sent().saturating_sub(sent.get()));
+            if let Some(queued) = node.queued() {
+                self.node_queued.with_label_values(&id).set(queued as i64);
+            }
+        }
         for (service, health) in &self.services {
             let uptime = health.healthy_since.map_or(Duration::ZERO, |since| {
                 now.duration_since(since).unwrap_or_default()
@@ -475,7 +521,7 @@ mod tests {
     }
 
     fn text(metrics: &mut Metrics, now: u64) -> String {
-        String::from_utf8(metrics.render(UNIX_EPOCH + Duration::from_secs(now))).unwrap()
+        String::from_utf8(metrics.render(UNIX_EPOCH + Duration::from_secs(now), None)).unwrap()
     }
 
     fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {

@@ -30,6 +30,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio::net::TcpListener;
 
 use self::metrics::Metrics;
+use crate::pipeline::stats;
 use crate::pipeline::{Input, NodeError, Sink};
 
 /// Configuration of a `prometheus` sink.
@@ -164,7 +165,7 @@ fn answer<B>(
             let text = metrics
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .render(SystemTime::now());
+                .render(SystemTime::now(), stats::current().as_deref());
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

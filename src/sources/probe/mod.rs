@@ -593,8 +593,9 @@ mod tests {
         let (sender, mut receiver) = mpsc::channel::<Batch>(capacity);
         let shutdown = CancellationToken::new();
         let start = Instant::now();
-        let task =
-            tokio::spawn(Box::new(check).schedule(Output::new(vec![sender]), shutdown.clone()));
+        let task = tokio::spawn(
+            Box::new(check).schedule(Output::new(vec![sender], Arc::default()), shutdown.clone()),
+        );
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::time::sleep(run).await;

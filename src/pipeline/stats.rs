@@ -1,0 +1,66 @@
+//! What moved through each node of the running pipeline: events in and out, and how
+//! full its channel is. The runtime keeps the counts (with atomics, as events pass);
+//! whoever reports them (the `prometheus` sink) reads them through [`current`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
+
+use super::Batch;
+
+/// The counts of one node.
+pub struct NodeStats {
+    pub id: String,
+    /// Events that arrived on the node's channel.
+    pub received: Arc<AtomicU64>,
+    /// Events the node sent on (counted once however many nodes it feeds).
+    pub sent: Arc<AtomicU64>,
+    /// The node's channel, without keeping it open; `None` for sources.
+    channel: Option<mpsc::WeakSender<Batch>>,
+}
+
+impl NodeStats {
+    pub(crate) fn new(id: String, channel: Option<&mpsc::Sender<Batch>>) -> NodeStats {
+        NodeStats {
+            id,
+            received: Arc::default(),
+            sent: Arc::default(),
+            channel: channel.map(mpsc::Sender::downgrade),
+        }
+    }
+
+    /// Batches waiting in the node's channel, while it is open.
+    pub fn queued(&self) -> Option<usize> {
+        let sender = self.channel.as_ref()?.upgrade()?;
+        Some(sender.max_capacity() - sender.capacity())
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+/// The counts of every node of the running pipeline.
+pub struct PipelineStats {
+    pub nodes: Vec<NodeStats>,
+}
+
+static CURRENT: Mutex<Option<Arc<PipelineStats>>> = Mutex::new(None);
+
+/// The counts of the pipeline running now, if one is.
+pub fn current() -> Option<Arc<PipelineStats>> {
+    CURRENT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Makes `stats` the running pipeline's.
+pub(crate) fn set_current(stats: Arc<PipelineStats>) {
+    *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+}
