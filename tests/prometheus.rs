@@ -141,8 +141,7 @@ fn scraped_metrics_count_checks_failures_and_log_lines_exactly() {
         ),
         Some(2.0)
     );
-    let ticks =
-        series(r#"aegis_health_check_duration_seconds_count{check="x",kind="http",service="s"}"#);
+    let ticks = series(r#"aegis_health_check_duration_seconds_count{check="x",service="s"}"#);
     let results = 3.0 + series(success).unwrap();
     assert_eq!(ticks, Some(results), "one duration per tick");
     // The pipeline's own counts: every result check x sent reached the sink (which
