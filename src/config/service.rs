@@ -166,7 +166,7 @@ struct PrometheusSection {
     #[serde(default = "enabled")]
     enabled: bool,
     #[serde(default = "prometheus::default_listen")]
-    listen: std::net::SocketAddr,
+    listen: prometheus::ListenAddress,
     #[serde(default = "prometheus::default_path")]
     path: prometheus::MetricsPath,
 }

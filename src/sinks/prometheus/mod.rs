@@ -39,7 +39,7 @@ use crate::pipeline::{Input, NodeError, Sink};
 pub struct PrometheusConfig {
     /// Where to listen. Default `127.0.0.1:9464`: only this machine.
     #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddress,
     /// The path metrics are served on. Default `/metrics`.
     #[serde(default = "default_path")]
     pub path: MetricsPath,
@@ -54,8 +54,24 @@ impl Default for PrometheusConfig {
     }
 }
 
-pub fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9464))
+pub fn default_listen() -> ListenAddress {
+    ListenAddress(SocketAddr::from(([127, 0, 0, 1], 9464)))
+}
+
+/// An address to listen on, `IP:port`, checked when decoded.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(transparent)]
+pub struct ListenAddress(SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(ListenAddress).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid address `{text}`; expected IP:port, such as `127.0.0.1:9464` (this machine only) or `0.0.0.0:9464` (every interface)"
+            ))
+        })
+    }
 }
 
 pub fn default_path() -> MetricsPath {
@@ -82,7 +98,7 @@ impl<'de> Deserialize<'de> for MetricsPath {
 impl PrometheusConfig {
     pub fn build(&self) -> Prometheus {
         Prometheus {
-            listen: self.listen,
+            listen: self.listen.0,
             path: self.path.0.clone(),
         }
     }
