@@ -141,7 +141,8 @@ impl Running {
         status
     }
 
-    fn wait(&mut self) -> ExitStatus {
+    /// Waits for aegis to exit on its own, for at most [`PATIENCE`].
+    pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for aegis") {

@@ -29,8 +29,8 @@ pub struct NodeConfig<C> {
     pub inputs: Vec<String>,
     pub config: C,
     pub path: KeyPath,
-    /// Added by the service-centric form rather than written (the default console
-    /// sink); `run --once` replaces such sinks with its summary.
+    /// A sink the service-centric form adds for the daemon (the default console, the
+    /// `prometheus:` exporter); `run --once` replaces such sinks with its summary.
     pub implicit: bool,
 }
 

@@ -146,7 +146,8 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
             inputs: everything,
             config: SinkConfig::Prometheus(prometheus),
             path,
-            implicit: false,
+            // A one-shot run reports by its summary, not by a port scraped meanwhile.
+            implicit: true,
         });
     }
     if config.sources.is_empty() && !diag.has_errors() {

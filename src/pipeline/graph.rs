@@ -77,7 +77,13 @@ impl Graph {
         });
         let sinks = config.sinks.iter().map(|n| {
             let shape = shape(n, "sink", n.config.accepts(), &[]);
-            (shape, Some(Component::Sink(n.config.build())))
+            // The health checks that feed the sink directly (a check's results go
+            // straight from its source), so that it knows what to wait for.
+            let checks: Vec<(&str, &str)> = (config.sources.iter())
+                .filter(|source| n.inputs.contains(&source.id))
+                .filter_map(|source| source.config.check())
+                .collect();
+            (shape, Some(Component::Sink(n.config.build(&checks))))
         });
         let (shapes, components): (Vec<Shape>, Vec<Option<Component>>) =
             sources.chain(stages).chain(sinks).unzip();
@@ -119,7 +125,7 @@ impl Graph {
         });
     }
 
-    /// Removes the sinks the configuration did not write itself (see
+    /// Removes the daemon's sinks the service-centric form added (see
     /// [`NodeConfig::implicit`]), given the configuration the graph was built from.
     pub fn remove_implicit_sinks(&mut self, config: &PipelineConfig) {
         let implicit: Vec<&str> = config

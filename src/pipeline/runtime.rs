@@ -36,7 +36,8 @@ pub struct NodeFailed {
 }
 
 /// Runs `graph` until its sources end (or `shutdown` stops them) and everything they
-/// emitted has been through the sinks. Returns the nodes that failed, if any.
+/// emitted has been through the sinks. A node that fails stops the pipeline the same
+/// way. Returns the nodes that failed, if any.
 pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<NodeFailed>> {
     let count = graph.nodes.len();
     let mut senders: Vec<Option<mpsc::Sender<Batch>>> = Vec::with_capacity(count);
@@ -62,7 +63,10 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
         }
     }
     let stats: Vec<NodeStats> = (graph.nodes.iter().zip(&senders))
-        .map(|(node, sender)| NodeStats::new(node.id.clone(), sender.as_ref()))
+        .map(|(node, sender)| {
+            let sends = !matches!(node.component, Component::Sink(_));
+            NodeStats::new(node.id.clone(), sender.as_ref(), sends)
+        })
         .collect();
     let counters: Vec<_> = (stats.iter())
         .map(|node| (Arc::clone(&node.sent), Arc::clone(&node.received)))
@@ -96,7 +100,11 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(failure)) => {
-                tracing::error!(node = %failure.id, error = %failure.error, "Node failed.");
+                // A pipeline missing a node does not do what was configured (a metrics
+                // port that could not be bound, say): stop it all, loudly, rather than
+                // run on half-blind. Sources stop, and the rest drains as on a signal.
+                tracing::error!(node = %failure.id, error = %failure.error, "Node failed; stopping the pipeline.");
+                shutdown.cancel();
                 failed.push(failure);
             }
             Err(panic) => std::panic::resume_unwind(panic.into_panic()),

@@ -18,15 +18,18 @@ pub struct NodeStats {
     pub sent: Arc<AtomicU64>,
     /// The node's channel, without keeping it open; `None` for sources.
     channel: Option<mpsc::WeakSender<Batch>>,
+    /// Whether the node sends events on: sinks do not.
+    sends: bool,
 }
 
 impl NodeStats {
-    pub(crate) fn new(id: String, channel: Option<&mpsc::Sender<Batch>>) -> NodeStats {
+    pub(crate) fn new(id: String, channel: Option<&mpsc::Sender<Batch>>, sends: bool) -> NodeStats {
         NodeStats {
             id,
             received: Arc::default(),
             sent: Arc::default(),
             channel: channel.map(mpsc::Sender::downgrade),
+            sends,
         }
     }
 
@@ -36,12 +39,16 @@ impl NodeStats {
         Some(sender.max_capacity() - sender.capacity())
     }
 
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+    /// Events received, for a node that receives (a stage or a sink).
+    pub fn received(&self) -> Option<u64> {
+        self.channel
+            .is_some()
+            .then(|| self.received.load(Ordering::Relaxed))
     }
 
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+    /// Events sent, for a node that sends (a source or a stage).
+    pub fn sent(&self) -> Option<u64> {
+        self.sends.then(|| self.sent.load(Ordering::Relaxed))
     }
 }
 

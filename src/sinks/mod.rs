@@ -53,10 +53,12 @@ impl SinkConfig {
         ]
     }
 
-    pub fn build(&self) -> Box<dyn Sink> {
+    /// Builds the sink; `checks` are the (service, check) pairs of the health checks
+    /// that feed it.
+    pub fn build(&self, checks: &[(&str, &str)]) -> Box<dyn Sink> {
         match self {
             SinkConfig::Console(_) => Box::new(Console),
-            SinkConfig::Prometheus(config) => Box::new(config.build()),
+            SinkConfig::Prometheus(config) => Box::new(config.build(checks)),
         }
     }
 }

@@ -69,6 +69,18 @@ impl SourceConfig {
         }
     }
 
+    /// The service and name of the health check this source runs, if it runs one.
+    pub fn check(&self) -> Option<(&str, &str)> {
+        let check = match self {
+            SourceConfig::LogTail(_) => return None,
+            SourceConfig::HttpProbe(config) => &config.check,
+            SourceConfig::TcpProbe(config) => &config.check,
+            SourceConfig::GrpcProbe(config) => &config.check,
+            SourceConfig::ScriptProbe(config) => &config.check,
+        };
+        Some((&check.service, &check.check))
+    }
+
     /// Builds the source; `base` is the configuration file's folder, `once` asks for
     /// one pass over the input (one tick of a check) instead of following it.
     pub fn build(&self, base: &Path, once: bool) -> Box<dyn Source> {

@@ -54,18 +54,39 @@ pub struct Metrics {
     node_received: IntCounterVec,
     node_sent: IntCounterVec,
     node_queued: IntGaugeVec,
-    scrape_duration: Gauge,
+    render_duration: Gauge,
     services: HashMap<ServiceName, ServiceHealth>,
+    /// The perfdata series each check's last output set, (label, unit).
+    perfdata_series: HashMap<CheckKey, Vec<PerfSeries>>,
 }
+
+/// A check: its service and its name.
+type CheckKey = (ServiceName, Arc<str>);
+
+/// A perfdata series of a check: its label and unit.
+type PerfSeries = (String, &'static str);
 
 /// A service's health as its checks' last results make it.
 struct ServiceHealth {
-    /// Each check's last result: up (or degraded) or not.
-    checks: HashMap<Arc<str>, bool>,
+    /// Each check's last result, up (or degraded) or not; `None` until it reports.
+    checks: HashMap<Arc<str>, Option<bool>>,
+    /// Whether every check has reported, so that the service's health is known.
+    known: bool,
     /// Since when every check has been up, while they all are.
     healthy_since: Option<SystemTime>,
     /// When the service last went up or down.
     last_transition: SystemTime,
+}
+
+impl ServiceHealth {
+    fn new() -> ServiceHealth {
+        ServiceHealth {
+            checks: HashMap::new(),
+            known: false,
+            healthy_since: None,
+            last_transition: UNIX_EPOCH,
+        }
+    }
 }
 
 /// A metric family with its labels, registered in `registry`.
@@ -87,6 +108,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics of a sink fed by these health checks, (service, check): a
+    /// service's health is reported once all of its checks have reported.
+    pub fn expecting(checks: &[(ServiceName, Arc<str>)]) -> Metrics {
+        let mut metrics = Metrics::new();
+        for (service, check) in checks {
+            (metrics.services.entry(service.clone()))
+                .or_insert_with(ServiceHealth::new)
+                .checks
+                .insert(check.clone(), None);
+        }
+        metrics
+    }
+
     pub fn new() -> Metrics {
         let r = Registry::new();
         let opts = |name: &str, help: &str| Opts::new(name, help);
@@ -286,7 +320,7 @@ impl Metrics {
                     &["node"],
                 ),
             ),
-            scrape_duration: family(
+            render_duration: family(
                 &r,
                 Gauge::with_opts(opts(
                     "aegis_metrics_render_seconds",
@@ -294,6 +328,7 @@ impl Metrics {
                 )),
             ),
             services: HashMap::new(),
+            perfdata_series: HashMap::new(),
             registry: r,
         };
         #[cfg(target_os = "linux")]
@@ -370,31 +405,53 @@ impl Metrics {
             .with_label_values(&[service, check])
             .inc_by(u64::from(result.attempts.saturating_sub(1)));
         self.schedule_delay.observe(result.late.as_secs_f64());
-        for sample in &result.perfdata {
-            let (value, unit) = base_unit(sample.value, &sample.unit);
-            let label = bounded_label(&sample.label);
-            self.perfdata
-                .with_label_values(&[service, check, &label, unit])
-                .set(value);
-        }
+        self.record_perfdata(result);
         self.record_health(result, up);
+    }
+
+    /// A script's performance data: the series of its last output only, so that a
+    /// script whose labels change does not leave series behind without bound.
+    fn record_perfdata(&mut self, result: &ProbeResult) {
+        let (service, check) = (&*result.service, &*result.check);
+        let current: Vec<(String, &'static str, f64)> = (result.perfdata.iter())
+            .map(|sample| {
+                let (value, unit) = base_unit(sample.value, &sample.unit);
+                (bounded_label(&sample.label), unit, value)
+            })
+            .collect();
+        let key = (result.service.clone(), result.check.clone());
+        let previous = self.perfdata_series.remove(&key).unwrap_or_default();
+        for (label, unit) in &previous {
+            if !current.iter().any(|(l, u, _)| l == label && u == unit) {
+                let _ = self
+                    .perfdata
+                    .remove_label_values(&[service, check, label, unit]);
+            }
+        }
+        for (label, unit, value) in &current {
+            self.perfdata
+                .with_label_values(&[service, check, label, unit])
+                .set(*value);
+        }
+        if !current.is_empty() {
+            let series = current.into_iter().map(|(l, u, _)| (l, u)).collect();
+            self.perfdata_series.insert(key, series);
+        }
     }
 
     /// The service's health: up only if every check of it is.
     fn record_health(&mut self, result: &ProbeResult, check_up: bool) {
-        let health = self
-            .services
-            .entry(result.service.clone())
-            .or_insert_with(|| ServiceHealth {
-                checks: HashMap::new(),
-                healthy_since: None,
-                last_transition: result.at,
-            });
-        let was_up = health.healthy_since.is_some();
-        let first = health.checks.is_empty();
-        health.checks.insert(result.check.clone(), check_up);
-        let up = health.checks.values().all(|up| *up);
-        if up != was_up || first {
+        let health =
+            (self.services.entry(result.service.clone())).or_insert_with(ServiceHealth::new);
+        health.checks.insert(result.check.clone(), Some(check_up));
+        // Until every check has reported, the service is neither up nor down: a check
+        // whose first tick is still to come must not make it look up.
+        if health.checks.values().any(Option::is_none) {
+            return;
+        }
+        let up = health.checks.values().all(|up| *up == Some(true));
+        if !health.known || up != health.healthy_since.is_some() {
+            health.known = true;
             health.last_transition = result.at;
             health.healthy_since = up.then_some(result.at);
         }
@@ -407,22 +464,26 @@ impl Metrics {
             .set(seconds_since_epoch(health.last_transition));
     }
 
-    /// The metrics in the text exposition format, as of `now`, with the counts of
-    /// `pipeline` (the running one, when served).
-    pub fn render(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Vec<u8> {
-        let started = std::time::Instant::now();
+    /// Brings the metrics that depend on time or on the running pipeline up to `now`
+    /// and returns the registry to encode: [`encode`] needs no `&mut`, so a caller
+    /// sharing these metrics can encode without holding them.
+    pub fn refresh(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Rendering {
         for node in pipeline.into_iter().flat_map(|stats| &stats.nodes) {
             let id = [node.id.as_str()];
             // Counters only go up: add what was counted since the last render.
-            let received = self.node_received.with_label_values(&id);
-            received.inc_by(node.received().saturating_sub(received.get()));
-            let sent = self.node_sent.with_label_values(&id);
-            sent.inc_by(node.sent().saturating_sub(sent.get()));
+            if let Some(count) = node.received() {
+                let received = self.node_received.with_label_values(&id);
+                received.inc_by(count.saturating_sub(received.get()));
+            }
+            if let Some(count) = node.sent() {
+                let sent = self.node_sent.with_label_values(&id);
+                sent.inc_by(count.saturating_sub(sent.get()));
+            }
             if let Some(queued) = node.queued() {
                 self.node_queued.with_label_values(&id).set(queued as i64);
             }
         }
-        for (service, health) in &self.services {
+        for (service, health) in self.services.iter().filter(|(_, h)| h.known) {
             let uptime = health.healthy_since.map_or(Duration::ZERO, |since| {
                 now.duration_since(since).unwrap_or_default()
             });
@@ -430,11 +491,34 @@ impl Metrics {
                 .with_label_values(&[&**service])
                 .set(uptime.as_secs_f64());
         }
+        Rendering {
+            registry: self.registry.clone(),
+            took: self.render_duration.clone(),
+        }
+    }
+
+    /// Refreshes and encodes at once, for callers that hold the metrics anyway.
+    pub fn render(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Vec<u8> {
+        self.refresh(now, pipeline).encode()
+    }
+}
+
+/// The metrics, ready to encode.
+pub struct Rendering {
+    registry: Registry,
+    took: Gauge,
+}
+
+impl Rendering {
+    /// The metrics in the text exposition format. The registry's metrics are atomics,
+    /// so this runs without the [`Metrics`] they came from.
+    pub fn encode(&self) -> Vec<u8> {
+        let started = std::time::Instant::now();
         let mut text = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut text)
             .expect("the text encoder writes to memory");
-        self.scrape_duration.set(started.elapsed().as_secs_f64());
+        self.took.set(started.elapsed().as_secs_f64());
         text
     }
 }
@@ -572,6 +656,53 @@ mod tests {
             ),
             Some("1")
         );
+    }
+
+    #[test]
+    fn a_service_is_neither_up_nor_down_until_every_check_has_reported() {
+        let checks = [("s".into(), "a".into()), ("s".into(), "b".into())];
+        let mut metrics = Metrics::expecting(&checks);
+        metrics.record(&result("s", "a", Outcome::Up, 100));
+        let partial = text(&mut metrics, 101);
+        assert_eq!(line(&partial, r#"aegis_service_up{service="s"}"#), None);
+        assert_eq!(
+            line(&partial, r#"aegis_service_uptime_seconds{service="s"}"#),
+            None
+        );
+        metrics.record(&result("s", "b", Outcome::Up, 105));
+        let known = text(&mut metrics, 110);
+        assert_eq!(line(&known, r#"aegis_service_up{service="s"}"#), Some("1"));
+        assert_eq!(
+            line(&known, r#"aegis_service_uptime_seconds{service="s"}"#),
+            Some("5")
+        );
+    }
+
+    #[test]
+    fn perfdata_series_are_those_of_the_last_output() {
+        let mut metrics = Metrics::new();
+        let with = |labels: &[&str]| {
+            let mut event = result("host", "x", Outcome::Up, 1);
+            if let Event::ProbeResult(result) = &mut event {
+                result.perfdata = (labels.iter())
+                    .map(|label| PerfSample {
+                        label: (*label).into(),
+                        value: 1.0,
+                        unit: String::new(),
+                        warn: None,
+                        crit: None,
+                        min: None,
+                        max: None,
+                    })
+                    .collect();
+            }
+            event
+        };
+        metrics.record(&with(&["pid-1", "load"]));
+        metrics.record(&with(&["pid-2", "load"]));
+        let text = text(&mut metrics, 2);
+        assert!(!text.contains("pid-1"), "{text}");
+        assert!(text.contains(r#"label="pid-2""#) && text.contains(r#"label="load""#));
     }
 
     #[test]

@@ -19,17 +19,20 @@ pub mod metrics;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use self::metrics::Metrics;
+use crate::event::ServiceName;
 use crate::pipeline::stats;
 use crate::pipeline::{Input, NodeError, Sink};
 
@@ -96,18 +99,38 @@ impl<'de> Deserialize<'de> for MetricsPath {
 }
 
 impl PrometheusConfig {
-    pub fn build(&self) -> Prometheus {
+    /// Builds the sink; `checks` are the (service, check) pairs of the health checks
+    /// that feed it: a service is reported up or down once all of them have reported.
+    pub fn build(&self, checks: &[(&str, &str)]) -> Prometheus {
         Prometheus {
             listen: self.listen.0,
             path: self.path.0.clone(),
+            checks: (checks.iter())
+                .map(|(service, check)| ((*service).into(), (*check).into()))
+                .collect(),
         }
     }
 }
+
+/// Connections served at once; more wait to be accepted. Each may hold a rendered page
+/// (a few megabytes for thousands of checks) until its client reads it.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long a client may take to send its request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may last, however busy: a client that stops reading does not
+/// hold its connection and its page for longer.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Scrapes within this long of a rendering share it rather than render again.
+const RENDER_REUSE: Duration = Duration::from_secs(1);
 
 /// A running `prometheus` sink.
 pub struct Prometheus {
     listen: SocketAddr,
     path: String,
+    checks: Vec<(ServiceName, Arc<str>)>,
 }
 
 impl Sink for Prometheus {
@@ -123,47 +146,95 @@ impl Sink for Prometheus {
             // The address as bound: with port 0, the port the system chose.
             let address = listener.local_addr().unwrap_or(self.listen);
             tracing::info!(%address, path = %self.path, "Serving metrics.");
-            let metrics = Arc::new(Mutex::new(Metrics::new()));
-            let server = tokio::spawn(serve(listener, Arc::clone(&metrics), self.path));
+            let metrics = Arc::new(Mutex::new(Metrics::expecting(&self.checks)));
+            let pages = Arc::new(Pages {
+                metrics: Arc::clone(&metrics),
+                last: tokio::sync::Mutex::new(None),
+            });
+            let server = tokio::spawn(serve(listener, pages, self.path));
             while let Some(batch) = input.recv().await {
                 let mut metrics = metrics.lock().unwrap_or_else(PoisonError::into_inner);
                 batch.iter().for_each(|event| metrics.record(event));
             }
+            // Its connections are tasks of its own set, so they end with it.
             server.abort();
             Ok(())
         })
     }
 }
 
-/// Accepts connections until aborted; each is served on a task of its own.
-async fn serve(listener: TcpListener, metrics: Arc<Mutex<Metrics>>, path: String) {
+/// Rendered pages, shared by scrapes that come close together.
+struct Pages {
+    metrics: Arc<Mutex<Metrics>>,
+    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+impl Pages {
+    /// The page: the last one if it is recent, else a new one. Only the refresh holds
+    /// the metrics (briefly); the encoding runs off the async threads, and one at a
+    /// time: a burst of scrapes waits for one rendering and shares it.
+    async fn page(&self) -> Bytes {
+        let mut last = self.last.lock().await;
+        if let Some((at, page)) = last.as_ref()
+            && at.elapsed() < RENDER_REUSE
+        {
+            return page.clone();
+        }
+        let rendering = self
+            .metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refresh(SystemTime::now(), stats::current().as_deref());
+        let page: Bytes = match tokio::task::spawn_blocking(move || rendering.encode()).await {
+            Ok(text) => text.into(),
+            Err(err) => format!("# rendering failed: {err}\n").into(),
+        };
+        *last = Some((Instant::now(), page.clone()));
+        page
+    }
+}
+
+/// Accepts connections until aborted, [`MAX_CONNECTIONS`] at a time, each served on a
+/// task of its own set (aborted with it).
+async fn serve(listener: TcpListener, pages: Arc<Pages>, path: String) {
     let path: Arc<str> = path.into();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
                 // Out of file descriptors, say: wait a moment rather than spin.
                 tracing::warn!(error = %err, "Cannot accept a metrics connection.");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let (metrics, path) = (Arc::clone(&metrics), Arc::clone(&path));
-        tokio::spawn(async move {
+        // Reap the connections that ended, so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let (pages, path) = (Arc::clone(&pages), Arc::clone(&path));
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                std::future::ready(answer(&request, &metrics, &path))
+                let (pages, path) = (Arc::clone(&pages), Arc::clone(&path));
+                async move { answer(&request, &pages, &path).await }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
         });
     }
 }
 
 /// The response to one request.
-fn answer<B>(
+async fn answer<B>(
     request: &Request<B>,
-    metrics: &Mutex<Metrics>,
+    pages: &Pages,
     path: &str,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, content_type: &'static str, body: Bytes| {
@@ -178,14 +249,11 @@ fn answer<B>(
     const TEXT: &str = "text/plain; charset=utf-8";
     let response = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, requested) if requested == path => {
-            let text = metrics
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .render(SystemTime::now(), stats::current().as_deref());
+            let page = pages.page().await;
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                text.into(),
+                page,
             )
         }
         (&Method::GET | &Method::HEAD, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n".into()),
