@@ -163,6 +163,18 @@ pub enum ProbeKind {
     Script,
 }
 
+impl ProbeKind {
+    /// The name in JSON and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Grpc => "grpc",
+            ProbeKind::Script => "script",
+        }
+    }
+}
+
 /// How a check went. `Degraded` is Nagios's WARNING: working, but not well.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,6 +229,24 @@ pub enum FailureReason {
     Spawn,
     /// Anything else (a protocol error, an unexpected I/O error).
     Other,
+}
+
+impl FailureReason {
+    /// The name in JSON and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Refused => "refused",
+            FailureReason::Dns => "dns",
+            FailureReason::Tls => "tls",
+            FailureReason::Status => "status",
+            FailureReason::Body => "body",
+            FailureReason::GrpcStatus => "grpc_status",
+            FailureReason::ExitCode => "exit_code",
+            FailureReason::Spawn => "spawn",
+            FailureReason::Other => "other",
+        }
+    }
 }
 
 /// One value of a script's performance data: `'label'=value[UOM];warn;crit;min;max`.

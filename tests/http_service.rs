@@ -2,12 +2,11 @@
 //! and gRPC follows the health knob, and its application log's injected failures are
 //! found by patterns.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::util::{Scene, events};
+use crate::util::{Scene, events, http};
 
 /// The example's binary, built by `cargo test` with the other examples; built here
 /// when only this test binary was (`cargo test --test integration`).
@@ -73,16 +72,7 @@ impl Target {
 
     /// Sends one HTTP/1.1 request and returns the status line.
     fn request(&self, method: &str, target: &str) -> String {
-        let mut stream = TcpStream::connect(&self.http).expect("connect to the example");
-        write!(
-            stream,
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.http
-        )
-        .expect("request sent");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response read");
-        response.lines().next().unwrap_or_default().to_owned()
+        http(&self.http, method, target).0
     }
 }
 

@@ -2,30 +2,17 @@
 //! log tail run against local servers and files: exact values, `promtool check
 //! metrics`, and a real Prometheus server scraping it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::servers::HttpServer;
-use crate::util::{PATIENCE, Running, Scene};
+use crate::util::{PATIENCE, Running, Scene, http};
 
 /// `GET path` from `address`; the status line and the body.
 fn get(address: &str, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(PATIENCE))
-        .expect("read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
+    http(address, "GET", path)
 }
 
 /// The value of the series `series` (name and labels exactly as exposed), if present.

@@ -202,3 +202,23 @@ pub fn events<'a>(
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(move |value| value["event"] == kind)
 }
+
+/// One HTTP/1.1 request to `address` (`host:port`), with no body: the response's
+/// status line and body. Reading gives up after [`PATIENCE`].
+pub fn http(address: &str, method: &str, target: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}

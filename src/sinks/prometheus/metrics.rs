@@ -373,7 +373,7 @@ impl Metrics {
 
     fn record_result(&mut self, result: &ProbeResult) {
         let (service, check) = (&*result.service, &*result.check);
-        let kind = kind_label(result);
+        let kind = result.kind.as_str();
         let up = result.outcome != Outcome::Down;
         self.check_up
             .with_label_values(&[service, check, kind])
@@ -393,7 +393,7 @@ impl Metrics {
             .with_label_values(&[service, check, outcome])
             .inc();
         if result.outcome == Outcome::Down {
-            let reason = reason_label(result.reason.unwrap_or(FailureReason::Other));
+            let reason = result.reason.unwrap_or(FailureReason::Other).as_str();
             self.failures
                 .with_label_values(&[service, check, reason])
                 .inc();
@@ -520,30 +520,6 @@ impl Rendering {
             .expect("the text encoder writes to memory");
         self.took.set(started.elapsed().as_secs_f64());
         text
-    }
-}
-
-fn kind_label(result: &ProbeResult) -> &'static str {
-    match result.kind {
-        crate::event::ProbeKind::Http => "http",
-        crate::event::ProbeKind::Tcp => "tcp",
-        crate::event::ProbeKind::Grpc => "grpc",
-        crate::event::ProbeKind::Script => "script",
-    }
-}
-
-fn reason_label(reason: FailureReason) -> &'static str {
-    match reason {
-        FailureReason::Timeout => "timeout",
-        FailureReason::Refused => "refused",
-        FailureReason::Dns => "dns",
-        FailureReason::Tls => "tls",
-        FailureReason::Status => "status",
-        FailureReason::Body => "body",
-        FailureReason::GrpcStatus => "grpc_status",
-        FailureReason::ExitCode => "exit_code",
-        FailureReason::Spawn => "spawn",
-        FailureReason::Other => "other",
     }
 }
 
