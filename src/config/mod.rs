@@ -10,6 +10,7 @@
 
 pub mod diagnostics;
 pub mod duration;
+pub mod paths;
 pub mod pipeline;
 pub mod regex;
 pub mod service;
@@ -53,9 +54,9 @@ pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
     })?;
     let spans = SpanIndex::build(&text);
     let mut diag = Diagnostics::new(&spans);
-    let base = file.parent().unwrap_or(Path::new("."));
+    let base = folder_of(file);
     let built = parse(&text, &spans, &mut diag).and_then(|pipeline| {
-        let graph = Graph::build(&pipeline, base, options, &mut diag)?;
+        let graph = Graph::build(&pipeline, &base, options, &mut diag)?;
         Some((pipeline, graph))
     });
     let (errors, warnings) = diag.finish();
@@ -71,6 +72,19 @@ pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
             errors,
         })),
     }
+}
+
+/// The absolute folder of the configuration `file`: what relative paths in it start
+/// from, whatever the folder Aegis was started in.
+///
+/// `aegis run aegis.yaml` names a file whose parent is the empty path; taken as it is,
+/// a relative glob `*.log` would become `/*.log`. The folder is made absolute and its
+/// symbolic links resolved, so that `..` in a configured path means what it means to
+/// the kernel; if that fails (the folder vanished), the absolute path as written does.
+pub fn folder_of(file: &Path) -> PathBuf {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let folder = absolute.parent().unwrap_or(Path::new("/"));
+    std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf())
 }
 
 /// Parses `text` and decodes whichever form it is in; `None` if the file is not even

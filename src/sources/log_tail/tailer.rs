@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
+use crate::config::paths::{normalize, resolve};
 
 /// How many closed files are remembered, to resume them if they reappear.
 const REMEMBERED_FILES: usize = 1024;
@@ -53,16 +54,17 @@ impl Target {
     /// Only what the user wrote is read as a glob: the folder it is relative to is
     /// escaped, so that a folder named `logs[1]` means itself.
     pub fn new(base: &Path, configured: &str) -> Target {
-        let path = base.join(configured);
+        let path = resolve(base, Path::new(configured));
         if !is_glob(configured) {
             return Target::Path(path);
         }
         let mut folder = base.to_path_buf();
         let mut rest = Vec::new();
-        for component in Path::new(configured).components() {
+        let configured = normalize(Path::new(configured));
+        for component in configured.components() {
             let text = component.as_os_str().to_string_lossy();
             if rest.is_empty() && !is_glob(&text) {
-                folder.push(component);
+                folder = resolve(&folder, Path::new(&*text));
             } else {
                 rest.push(text);
             }

@@ -46,6 +46,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::perfdata::parse_plugin_output;
 use super::{Attempt, Probe, ProbeOptions};
 use crate::config::diagnostics::{Diagnostics, KeyPath};
+use crate::config::paths::resolve;
 use crate::event::{FailureReason, Outcome};
 
 /// The most of standard output, and of standard error, that is kept.
@@ -130,7 +131,9 @@ impl ScriptProbeConfig {
             (CommandLine::Argv(argv), false) => {
                 let mut argv = argv.clone();
                 if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
-                    argv[0] = base.join(&argv[0]).to_string_lossy().into_owned();
+                    argv[0] = resolve(base, Path::new(&argv[0]))
+                        .to_string_lossy()
+                        .into_owned();
                 }
                 argv
             }
@@ -138,7 +141,7 @@ impl ScriptProbeConfig {
         ScriptProbe {
             argv,
             env: self.env.clone(),
-            working_dir: self.working_dir.as_ref().map(|dir| base.join(dir)),
+            working_dir: self.working_dir.as_ref().map(|dir| resolve(base, dir)),
             malformed_logged: AtomicBool::new(false),
         }
     }
