@@ -12,3 +12,4 @@ pub mod pipeline;
 pub mod sinks;
 pub mod sources;
 pub mod stages;
+pub mod text;

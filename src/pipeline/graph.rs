@@ -13,6 +13,7 @@ use super::{Sink, Source, Stage};
 use crate::config::diagnostics::{Diagnostics, closest};
 use crate::config::pipeline::{NodeConfig, PipelineConfig, list};
 use crate::event::EventKind;
+use crate::sources::log_tail::TailShared;
 
 /// How the components are to run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -64,12 +65,11 @@ impl Graph {
         diag: &mut Diagnostics,
     ) -> Option<Graph> {
         let decoded_cleanly = !diag.has_errors();
+        let tails = TailShared::default();
         let sources = config.sources.iter().map(|n| {
             let shape = shape(n, "source", &[], n.config.outputs());
-            (
-                shape,
-                Some(Component::Source(n.config.build(base, options.once))),
-            )
+            let source = n.config.build(&n.id, base, options.once, &tails);
+            (shape, Some(Component::Source(source)))
         });
         let stages = config.stages.iter().map(|n| {
             let shape = shape(n, "stage", n.config.accepts(), n.config.outputs());

@@ -65,6 +65,10 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The node did its work, but not all of it (a `--once` tail that could not read a
+    /// file): the run went on, and its result is incomplete.
+    #[error("incomplete: {0}")]
+    Incomplete(String),
 }
 
 /// Every downstream node cannot take more events: they have all stopped.

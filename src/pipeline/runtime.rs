@@ -99,6 +99,12 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(Ok(())) => {}
+            // A node that finished with part of its work undone stops nothing: the
+            // others finish theirs, and the run reports the failure at the end.
+            Ok(Err(failure)) if matches!(failure.error, NodeError::Incomplete(_)) => {
+                tracing::warn!(node = %failure.id, error = %failure.error, "Node finished without doing all of its work.");
+                failed.push(failure);
+            }
             Ok(Err(failure)) => {
                 // A pipeline missing a node does not do what was configured (a metrics
                 // port that could not be bound, say): stop it all, loudly, rather than

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_norway::Value;
 
-use self::log_tail::LogTailConfig;
+use self::log_tail::{LogTailConfig, TailShared};
 use self::probe::ProbeConfig;
 use self::probe::grpc::GrpcProbeConfig;
 use self::probe::http::HttpProbeConfig;
@@ -81,11 +81,12 @@ impl SourceConfig {
         Some((&check.service, &check.check))
     }
 
-    /// Builds the source; `base` is the configuration file's folder, `once` asks for
-    /// one pass over the input (one tick of a check) instead of following it.
-    pub fn build(&self, base: &Path, once: bool) -> Box<dyn Source> {
+    /// Builds the source `id`; `base` is the configuration file's folder, `once` asks
+    /// for one pass over the input (one tick of a check) instead of following it, and
+    /// `tails` is what the pipeline's log tails share.
+    pub fn build(&self, id: &str, base: &Path, once: bool, tails: &TailShared) -> Box<dyn Source> {
         match self {
-            SourceConfig::LogTail(config) => Box::new(config.build(base, once)),
+            SourceConfig::LogTail(config) => Box::new(config.build(id, base, once, tails)),
             SourceConfig::HttpProbe(config) => {
                 config.build_with(ProbeKind::Http, Box::new(config.probe.build()), once)
             }

@@ -1,14 +1,16 @@
 //! The `log_tail` source: follows log files and emits their lines as [`LogLines`].
 //!
 //! Files are named by paths and globs; they may not exist yet (they are picked up when
-//! they appear), they may be rotated by rename-and-create or truncated in place, and
+//! they appear), they may be rotated by rename-and-create or by copy-and-truncate, and
 //! their lines may be unfinished, over-long, CRLF-terminated or not UTF-8. What to read
-//! and when is [`tailer`]'s job, how to turn bytes into lines is [`reader`]'s; this
-//! module wires them to the pipeline: it wakes on file-change notifications (`notify`,
-//! inotify on Linux) and on a scan interval (for new folders, new glob matches and
-//! filesystems that send no notifications), reads off the async threads, and sends
-//! blocks downstream. A full channel makes it wait: the file is the buffer, so a slow
-//! consumer delays lines but never loses one.
+//! and when is [`tailer`]'s job, how to turn bytes into lines is [`reader`]'s, what can
+//! be followed at all is [`files`]'s; the tails of one pipeline share a [`registry`] of
+//! the files they read (each file is read once, and a copy is not read again) and a
+//! [`watch`]er of their folders. This module wires them to the pipeline: it wakes on
+//! file-change notifications (coalesced, naming the files written to) and on a scan
+//! interval (for filesystems that send no notifications), reads off the async threads,
+//! and sends blocks downstream. A full channel makes it wait: the file is the buffer,
+//! so a slow consumer delays lines but never loses one.
 //!
 //! Why not linemux: it has no byte offsets, replaces a rotated file's reader without
 //! draining it, and yields a half-written line as a line; see docs/architecture.md.
@@ -24,24 +26,27 @@
 //!     scan_interval: 1s
 //! ```
 
+pub mod files;
 pub mod reader;
+pub mod registry;
 pub mod tailer;
+pub mod watch;
 
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
-use notify::{EventKind as FsEventKind, RecursiveMode, Watcher};
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use self::tailer::{Chunk, Progress, Tailer, TailerOptions, Target};
+use self::registry::FileRegistry;
+use self::tailer::{Chunk, Due, Progress, Tailer, TailerOptions, Target};
+use self::watch::{Subscription, Watcher};
 use crate::event::{Event, LogLines, ServiceName};
 use crate::pipeline::{NodeError, Output, Source};
+use crate::text::Escaped;
 
 /// How much one poll reads at most, across all files: the size of the blocks sent
 /// downstream, and so (times the channel capacity) the memory a tail can hold up.
@@ -49,7 +54,7 @@ const READ_BUDGET: usize = 1 << 20;
 /// How long a rotated file is still read after it last grew.
 const ROTATE_WAIT: Duration = Duration::from_secs(5);
 /// On shutdown, how long the tail may keep reading what is already written.
-const FINAL_DRAIN: Duration = Duration::from_secs(5);
+pub const FINAL_DRAIN: Duration = Duration::from_secs(5);
 
 /// Configuration of a `log_tail` source.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -108,10 +113,18 @@ impl<'de> Deserialize<'de> for PathPattern {
     }
 }
 
+/// What the log tails of one pipeline share: the record of the files they read, and
+/// the watcher of their folders. Made once per pipeline, handed to each tail's build.
+#[derive(Default)]
+pub struct TailShared {
+    registry: Arc<FileRegistry>,
+    watcher: Arc<Watcher>,
+}
+
 impl LogTailConfig {
-    /// Builds the source. `base` is the configuration file's folder; with `once`, every
-    /// file is read from its beginning to its end, and then the source ends.
-    pub fn build(&self, base: &Path, once: bool) -> LogTail {
+    /// Builds the source `id`. `base` is the configuration file's folder; with `once`,
+    /// every file is read from its beginning to its end, and then the source ends.
+    pub fn build(&self, id: &str, base: &Path, once: bool, shared: &TailShared) -> LogTail {
         let targets = self
             .paths
             .iter()
@@ -121,32 +134,16 @@ impl LogTailConfig {
             start_at_end: self.read_from == ReadFrom::End && !once,
             max_line: self.max_line_bytes.get(),
             rotate_wait: ROTATE_WAIT,
+            once,
         };
+        let tailer = Tailer::new(id.into(), Arc::clone(&shared.registry), targets, options);
         LogTail {
             service: self.service.as_str().into(),
-            tailer: Arc::new(Mutex::new(Tailer::new(targets, options))),
+            tailer: Arc::new(Mutex::new(tailer)),
+            watcher: Arc::clone(&shared.watcher),
             scan_interval: self.scan_interval,
             once,
         }
-    }
-}
-
-/// Adds a watch on each folder not watched yet. A folder that does not exist yet is
-/// tried again on the next poll; any other failure (such as the inotify watch limit) is
-/// logged once per folder, and the scan interval covers for it.
-fn watch_folders(
-    watcher: &mut notify::RecommendedWatcher,
-    folders: &[PathBuf],
-    watched: &mut Vec<PathBuf>,
-) {
-    for folder in folders {
-        if watched.contains(folder) || !folder.is_dir() {
-            continue;
-        }
-        if let Err(err) = watcher.watch(folder, RecursiveMode::NonRecursive) {
-            tracing::warn!(folder = %folder.display(), error = %err, "Cannot watch the folder; checking it every scan interval instead.");
-        }
-        watched.push(folder.clone());
     }
 }
 
@@ -155,6 +152,7 @@ pub struct LogTail {
     service: ServiceName,
     /// Shared with the blocking thread that polls it; only one poll runs at a time.
     tailer: Arc<Mutex<Tailer>>,
+    watcher: Arc<Watcher>,
     scan_interval: Duration,
     once: bool,
 }
@@ -183,53 +181,43 @@ impl Source for LogTail {
 
 impl LogTail {
     /// `--once`: read every file to its end (or until shutdown), flush unfinished last
-    /// lines, stop.
+    /// lines, stop; say what was left out, and fail if a file could not be read (the
+    /// summary would be incomplete).
     async fn read_once(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
         self.read_to_end(&out, || shutdown.is_cancelled()).await?;
-        for unmatched in lock(&self.tailer).unmatched() {
-            tracing::warn!(path = %unmatched, "No file matches the configured path.");
+        let tailer = lock(&self.tailer);
+        for unmatched in tailer.unmatched() {
+            tracing::warn!(path = %Escaped(&unmatched), "No file matches the configured path.");
         }
-        Ok(())
+        for (copy, original) in tailer.held_back() {
+            tracing::warn!(path = %Escaped(&copy.to_string_lossy()), copy_of = %Escaped(original), "Not read: it holds lines of a file read in this run, counted there.");
+        }
+        let unreadable = tailer.unreadable();
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(NodeError::Incomplete(format!(
+                "cannot read {}",
+                unreadable.join(", ")
+            )))
+        }
     }
 
     /// The daemon: poll on notifications and on the scan interval until shutdown.
     async fn follow(self, out: Output, shutdown: CancellationToken) -> Result<(), NodeError> {
-        let wake = Arc::new(Notify::new());
-        let rescan = Arc::new(AtomicBool::new(true));
-        let on_event = {
-            let (wake, rescan) = (Arc::clone(&wake), Arc::clone(&rescan));
-            move |event: notify::Result<notify::Event>| {
-                // Creations, renames and removals can change what a glob matches; an
-                // error (such as a queue overflow) may have hidden any of them.
-                let changes_names = event.map_or(true, |event| {
-                    !matches!(
-                        event.kind,
-                        FsEventKind::Modify(notify::event::ModifyKind::Data(_))
-                            | FsEventKind::Access(_)
-                    )
-                });
-                if changes_names {
-                    rescan.store(true, Ordering::Relaxed);
-                }
-                // `Notify` keeps one permit: a burst of events is one wake-up.
-                wake.notify_one();
-            }
-        };
+        let subscription = self.watcher.subscribe();
         // Without notifications (no inotify, its limits reached, a filesystem that sends
         // none) the scan interval still finds every change, only later.
-        let mut watcher = notify::recommended_watcher(on_event)
-            .inspect_err(|err| {
-                tracing::warn!(error = %err, "Cannot watch files for changes; checking them every scan interval instead.");
-            })
-            .ok();
-        let mut watched: Vec<PathBuf> = Vec::new();
         let mut scan = tokio::time::interval(self.scan_interval);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        scan.tick().await; // the first tick is now: the first poll looks at everything
+        let mut due = Due::everything();
         loop {
-            if let Some(watcher) = watcher.as_mut() {
-                watch_folders(watcher, &lock(&self.tailer).folders(), &mut watched);
+            if due.rescan {
+                // Before reading: a write after the read must not go unnoticed.
+                self.watch_folders(&subscription);
             }
-            let (progress, chunks) = self.poll(rescan.swap(false, Ordering::Relaxed)).await?;
+            let (progress, chunks) = self.poll(due).await?;
             if self.send(&out, chunks).await.is_err() {
                 return Ok(());
             }
@@ -239,18 +227,36 @@ impl LogTail {
                 break;
             }
             if progress == Progress::More {
+                due = Due::default();
                 continue;
             }
-            tokio::select! {
+            due = tokio::select! {
                 // Shutdown first: once asked to stop, stop waiting for files.
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = scan.tick() => rescan.store(true, Ordering::Relaxed),
+                changes = subscription.changed() => Due {
+                    rescan: changes.rescan,
+                    everything: changes.everything,
+                    modified: changes.modified,
+                },
+                _ = scan.tick() => Due::everything(),
+            };
+        }
+        self.drain_and_finish(out).await
+    }
+
+    /// Watches the folders where this tail's files are (a no-op for those watched
+    /// already). A folder that does not exist yet is tried again on the next rescan;
+    /// any other failure (such as the inotify watch limit) is logged once per folder.
+    fn watch_folders(&self, subscription: &Subscription) {
+        let folders = lock(&self.tailer).folders();
+        for folder in folders {
+            match subscription.watch(&folder) {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => subscription.warn_once(&folder, &err),
             }
         }
-        drop(watcher);
-        self.drain_and_finish(out).await
     }
 
     /// On shutdown: read what is already written (for a bounded time), then flush the
@@ -263,14 +269,19 @@ impl LogTail {
     /// Reads until every file is at its end (or `stop` says so), then sends the
     /// unfinished last lines as lines: nothing more will be read.
     async fn read_to_end(&self, out: &Output, stop: impl Fn() -> bool) -> Result<(), NodeError> {
+        let mut due = Due::everything();
         while !stop() {
-            let (progress, chunks) = self.poll(false).await?;
+            let (progress, chunks) = self.poll(due).await?;
             if self.send(out, chunks).await.is_err() {
                 return Ok(());
             }
             if progress == Progress::Idle {
                 break;
             }
+            due = Due {
+                everything: true,
+                ..Due::default()
+            };
         }
         let mut chunks = Vec::new();
         lock(&self.tailer).finish(&mut chunks);
@@ -281,11 +292,11 @@ impl LogTail {
 
     /// One poll of the tailer, on a blocking thread: reading files (and validating and
     /// counting what was read) must not stall the async workers.
-    async fn poll(&self, rescan: bool) -> Result<(Progress, Vec<Chunk>), NodeError> {
+    async fn poll(&self, due: Due) -> Result<(Progress, Vec<Chunk>), NodeError> {
         let tailer = Arc::clone(&self.tailer);
         let polled = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
-            let progress = lock(&tailer).poll(Instant::now(), rescan, READ_BUDGET, &mut chunks);
+            let progress = lock(&tailer).poll(Instant::now(), &due, READ_BUDGET, &mut chunks);
             (progress, chunks)
         });
         Ok(polled.await?)

@@ -1,27 +1,41 @@
 //! Reads one open log file into blocks of whole lines.
 //!
 //! A [`FileReader`] owns an open handle and the byte offset it has read to. Each
-//! [`FileReader::read_block`] reads once, returns the complete lines read so far and
-//! keeps the partial last line for the next call, so a line still being written is
-//! never split. It also enforces the line-length bound (a longer line is kept up to
-//! the bound, the rest dropped until its end, and counted) and valid UTF-8 (invalid
-//! sequences become U+FFFD, counted per line). It does no waiting and reads no clock:
-//! the tailer decides when to read and what a rotation means.
+//! [`FileReader::read_block`] reads what the file has grown by since (up to a budget)
+//! and returns the complete lines, keeping the unfinished last line for the next call,
+//! so a line still being written is never split. It also enforces the line-length bound
+//! (a longer line is kept up to the bound, the rest dropped until its end, and counted)
+//! and valid UTF-8 (invalid sequences become U+FFFD, counted per line). It does no
+//! waiting and reads no clock: the tailer decides when to read and what a rotation
+//! means.
 //!
-//! The common case costs no copy: the block is a frozen slice of the read buffer.
-//! Only a block with an over-long line or invalid UTF-8 is rebuilt.
+//! Memory: a reader keeps only its unfinished last line (at most the line bound) and a
+//! few hundred bytes of fingerprint; the buffer it reads into is lent by the caller for
+//! the read and is the block sent downstream, without a copy in the common case. An
+//! idle followed file costs its descriptor and well under a kilobyte.
+//!
+//! A reader also keeps a [`Fingerprint`] of what it has read (the file's first bytes,
+//! and the last bytes before its offset), by which a copy of the file (logrotate's
+//! `copytruncate`) or the file itself under another name can be recognised later.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
-/// How many leading bytes of a file are remembered to notice it being truncated and
+/// How many leading bytes of a file are remembered: to notice it being truncated and
 /// rewritten (copytruncate) even when it has grown past the old offset by the time we
-/// look again.
+/// look again, and to recognise a copy of it.
 const HEAD_BYTES: usize = 256;
+
+/// How many bytes before the offset a fingerprint keeps: with the head, what tells a
+/// copy of a file from another file that merely starts the same way (a banner).
+const RECENT_BYTES: usize = 128;
+
+/// The least a read buffer is allocated with: small reads (a live log growing by a
+/// few lines) share one allocation instead of each taking their own.
+const MIN_BUFFER: usize = 64 * 1024;
 
 /// Which file this is, independent of its name: it survives renames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,8 +58,37 @@ impl Identity {
 pub enum Start {
     Beginning,
     End,
-    /// A file seen before (under another name): resume where reading stopped.
+    /// Resume after bytes already read, from this file or from another file whose
+    /// copy this is.
     Offset(u64),
+}
+
+/// What was read of a file: its first bytes, where reading stopped, and the bytes just
+/// before that. A file that holds the same bytes at both places holds what was read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    head: Vec<u8>,
+    recent: Vec<u8>,
+    pub offset: u64,
+}
+
+impl Fingerprint {
+    /// The first bytes of `file`, as many as a fingerprint compares: read once, they
+    /// serve [`Fingerprint::matches`] for any number of fingerprints.
+    pub fn read_head(file: &File) -> io::Result<Vec<u8>> {
+        read_exactly_at(file, HEAD_BYTES, 0)
+    }
+
+    /// Whether `file`, `size` bytes long and beginning with `head` (from
+    /// [`Fingerprint::read_head`]), holds what this fingerprint saw. A fingerprint of
+    /// nothing read matches nothing: an empty file is no evidence.
+    pub fn matches(&self, head: &[u8], file: &File, size: u64) -> io::Result<bool> {
+        if self.head.is_empty() || !head.starts_with(&self.head) || size < self.offset {
+            return Ok(false);
+        }
+        let recent_at = self.offset - self.recent.len() as u64;
+        Ok(read_exactly_at(file, self.recent.len(), recent_at)? == self.recent)
+    }
 }
 
 /// Complete lines read from a file, with the tail's invariants (see `LogLines`).
@@ -63,10 +106,13 @@ pub enum ReadOutcome {
     /// The complete lines now available, if any, and whether the read reached the end
     /// of the file.
     Lines { block: Option<Block>, at_end: bool },
-    /// The file was truncated or rewritten in place (copytruncate): what was just read
-    /// is dropped, reading starts over at offset 0, and `partial` is the line that was
-    /// unfinished before, as a line.
-    Restarted { partial: Option<Block> },
+    /// The file was truncated or rewritten in place (copytruncate): reading starts over
+    /// at offset 0. `partial` is the line that was unfinished before, as a line, and
+    /// `read` what had been read of the old content, by which a copy of it is known.
+    Restarted {
+        partial: Option<Block>,
+        read: Fingerprint,
+    },
 }
 
 /// What to drop at the start of the next data.
@@ -75,7 +121,8 @@ enum Skip {
     Nothing,
     /// The rest of a line that was cut at the bound (already emitted and counted).
     RestOfLongLine,
-    /// The rest of a line that was half written when reading started at the end.
+    /// The rest of a line that was half read when reading started (at the end of a
+    /// file, or where another reader of the same content stopped).
     RestOfFirstLine,
 }
 
@@ -85,48 +132,55 @@ pub struct FileReader {
     identity: Identity,
     offset: u64,
     /// Bytes after the last newline read: a line not finished yet.
-    pending: BytesMut,
+    partial: Vec<u8>,
     skip: Skip,
-    /// The first bytes of the file as read, at most [`HEAD_BYTES`].
+    /// The first bytes of the file, at most [`HEAD_BYTES`].
     head: Vec<u8>,
+    /// The last bytes read, at most [`RECENT_BYTES`], ending at `offset`.
+    recent: Vec<u8>,
     max_line: usize,
-    /// Whether a cut line, and a lossy line, of this file were logged already: each
-    /// kind is logged once per file and counted always.
+    /// Whether a cut line, a lossy line and a failed read of this file were logged
+    /// already: each kind is logged once per file.
     logged_cut: bool,
     logged_lossy: bool,
+    logged_error: bool,
 }
 
 impl FileReader {
-    pub fn open(path: &Path, start: Start, max_line: usize) -> io::Result<FileReader> {
-        let mut file = File::open(path)?;
-        let metadata = file.metadata()?;
+    /// A reader of `file`, which the caller opened and checked to be a regular file.
+    pub fn new(
+        file: File,
+        metadata: &std::fs::Metadata,
+        start: Start,
+        max_line: usize,
+    ) -> io::Result<FileReader> {
         let size = metadata.len();
         let offset = match start {
             Start::Beginning => 0,
             Start::End => size,
-            Start::Offset(offset) => offset.min(size),
+            // A file now shorter than where reading stopped was truncated since.
+            Start::Offset(offset) if offset > size => 0,
+            Start::Offset(offset) => offset,
         };
-        file.seek(SeekFrom::Start(offset))?;
         let mut reader = FileReader {
             file,
-            identity: Identity::of(&metadata),
+            identity: Identity::of(metadata),
             offset,
-            pending: BytesMut::new(),
+            partial: Vec::new(),
             skip: Skip::Nothing,
             head: Vec::new(),
+            recent: Vec::new(),
             max_line,
             logged_cut: false,
             logged_lossy: false,
+            logged_error: false,
         };
-        reader.head = reader.read_head(offset.min(HEAD_BYTES as u64) as usize)?;
-        // Starting at the end of a file whose last line is unfinished: its rest is not
-        // a line of its own.
-        if start == Start::End && offset > 0 {
-            let mut last = [0];
-            reader.file.read_exact_at(&mut last, offset - 1)?;
-            if last[0] != b'\n' {
-                reader.skip = Skip::RestOfFirstLine;
-            }
+        reader.head = read_exactly_at(&reader.file, offset.min(HEAD_BYTES as u64) as usize, 0)?;
+        let recent_len = offset.min(RECENT_BYTES as u64);
+        reader.recent = read_exactly_at(&reader.file, recent_len as usize, offset - recent_len)?;
+        // Starting after a line that is unfinished there: its rest is not a line.
+        if reader.recent.last().is_some_and(|&last| last != b'\n') {
+            reader.skip = Skip::RestOfFirstLine;
         }
         Ok(reader)
     }
@@ -139,84 +193,123 @@ impl FileReader {
         self.offset
     }
 
-    /// The remembered first bytes of the file.
-    pub fn head(&self) -> &[u8] {
-        &self.head
+    /// What has been read so far, to recognise this file's content elsewhere.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            head: self.head.clone(),
+            recent: self.recent.clone(),
+            offset: self.offset,
+        }
     }
 
-    /// Reads up to `budget` bytes and returns the complete lines now available.
+    /// Reads what the file has grown by, up to `budget` bytes, into `buffer` (empty;
+    /// lent for the read), and returns the complete lines now available.
     ///
-    /// The check for a truncation comes *after* the read: a copytruncate can happen
-    /// between any two reads, and then the old offset points into the middle of the new
-    /// content. Checked afterwards, nothing read at a stale offset is passed on: the
-    /// file is shorter than what was read, or its first bytes changed.
-    pub fn read_block(&mut self, budget: usize) -> io::Result<ReadOutcome> {
-        let kept = self.pending.len();
-        self.pending.resize(kept + budget, 0);
-        let read = match self.file.read(&mut self.pending[kept..]) {
+    /// The size is looked at before reading, so an idle file costs a `fstat` and no
+    /// read, and again after: a copytruncate can happen between any two reads, and then
+    /// the old offset points into the middle of the new content. Checked afterwards,
+    /// nothing read at a stale offset is passed on: the file is shorter than what was
+    /// read, or its first bytes changed.
+    pub fn read_block(&mut self, budget: usize, buffer: &mut BytesMut) -> io::Result<ReadOutcome> {
+        debug_assert!(buffer.is_empty());
+        let size = self.file.metadata()?.len();
+        if self.rewritten(size)? {
+            return Ok(self.restart());
+        }
+        if size == self.offset {
+            return Ok(ReadOutcome::Lines {
+                block: None,
+                at_end: true,
+            });
+        }
+        let want = (size - self.offset).min(budget.max(1) as u64) as usize;
+        let needed = self.partial.len() + want;
+        if buffer.capacity() < needed {
+            *buffer = BytesMut::with_capacity(needed.max(MIN_BUFFER));
+        }
+        buffer.extend_from_slice(&self.partial);
+        let start = buffer.len();
+        buffer.resize(start + want, 0);
+        let read = read_at(&self.file, &mut buffer[start..], self.offset);
+        let read = match read {
             Ok(read) => read,
             Err(err) => {
-                self.pending.truncate(kept);
+                buffer.clear();
                 return Err(err);
             }
         };
-        self.pending.truncate(kept + read);
+        buffer.truncate(start + read);
+        let size_after = self.file.metadata()?.len();
+        if size_after < self.offset + read as u64 || self.rewritten(size_after)? {
+            buffer.clear();
+            return Ok(self.restart());
+        }
         self.offset += read as u64;
-        if self.rewritten()? {
-            self.pending.truncate(kept);
-            let partial = self.flush_partial();
-            self.file.seek(SeekFrom::Start(0))?;
-            self.offset = 0;
-            self.skip = Skip::Nothing;
-            self.head.clear();
-            return Ok(ReadOutcome::Restarted { partial });
-        }
+        remember_recent(&mut self.recent, &buffer[start..]);
         if self.head.len() < HEAD_BYTES && self.offset > self.head.len() as u64 {
-            self.head = self.read_head(self.offset.min(HEAD_BYTES as u64) as usize)?;
+            let len = self.offset.min(HEAD_BYTES as u64) as usize;
+            self.head = read_exactly_at(&self.file, len, 0)?;
         }
+        self.partial.clear();
+        let block = self.take_lines(buffer);
         Ok(ReadOutcome::Lines {
-            block: self.take_lines(),
-            at_end: read == 0,
+            block,
+            at_end: read == 0 || self.offset >= size_after,
         })
     }
 
-    /// Whether the file is shorter than what was read from it, or its first bytes are
-    /// not the ones remembered.
-    fn rewritten(&self) -> io::Result<bool> {
-        let size = self.file.metadata()?.len();
+    /// Whether the file, now `size` bytes long, is shorter than what was read from it,
+    /// or its first bytes are not the ones remembered.
+    fn rewritten(&self, size: u64) -> io::Result<bool> {
         Ok(size < self.offset
-            || (!self.head.is_empty() && self.read_head(self.head.len())? != self.head))
+            || (!self.head.is_empty()
+                && read_exactly_at(&self.file, self.head.len(), 0)? != self.head))
     }
 
-    /// Cuts the complete lines out of `pending`, applying the bound and UTF-8 checks.
-    fn take_lines(&mut self) -> Option<Block> {
+    /// Starts over at offset 0, flushing the unfinished line.
+    fn restart(&mut self) -> ReadOutcome {
+        let read = self.fingerprint();
+        let partial = self.flush_partial();
+        self.offset = 0;
+        self.skip = Skip::Nothing;
+        self.head.clear();
+        self.recent.clear();
+        ReadOutcome::Restarted { partial, read }
+    }
+
+    /// Cuts the complete lines out of `data` (the unfinished line kept before, then
+    /// what was just read), applying the bound and UTF-8 checks; what follows the last
+    /// newline is kept as the unfinished line. Leaves `data` empty.
+    fn take_lines(&mut self, data: &mut BytesMut) -> Option<Block> {
         let mut cut_rest = 0;
         if self.skip != Skip::Nothing {
-            match memchr::memchr(b'\n', &self.pending) {
+            match memchr::memchr(b'\n', data) {
                 Some(end) => {
-                    let _ = self.pending.split_to(end + 1);
+                    let _ = data.split_to(end + 1);
                     self.skip = Skip::Nothing;
                 }
                 None => {
-                    self.pending.clear();
+                    data.clear();
                     return None;
                 }
             }
         }
-        let complete = match memchr::memrchr(b'\n', &self.pending) {
-            Some(last) => self.pending.split_to(last + 1),
+        let complete = match memchr::memrchr(b'\n', data) {
+            Some(last) => data.split_to(last + 1),
             None => BytesMut::new(),
         };
         // A partial line already past the bound will be cut anyway: emit the kept part
-        // now rather than buffer a line of unbounded length.
+        // now rather than keep a line of unbounded length.
         let mut overlong = None;
-        if self.pending.len() > self.max_line {
-            let keep = char_boundary(&self.pending, self.max_line);
-            overlong = Some(self.pending.split_to(keep));
-            self.pending.clear();
+        if data.len() > self.max_line {
+            let keep = char_boundary(data, self.max_line);
+            overlong = Some(data.split_to(keep));
             self.skip = Skip::RestOfLongLine;
             cut_rest = 1;
+        } else {
+            self.partial.extend_from_slice(data);
         }
+        data.clear();
         if complete.is_empty() && overlong.is_none() {
             return None;
         }
@@ -226,43 +319,84 @@ impl FileReader {
     /// Logs the first cut line and the first lossy line of the file; later ones are
     /// only counted (in the block, and from there in metrics).
     pub fn log_first_problems(&mut self, name: &str, block: &Block) {
+        let name = crate::text::Escaped(name);
         if block.cut > 0 && !std::mem::replace(&mut self.logged_cut, true) {
             tracing::warn!(
-                path = name,
+                path = %name,
                 max_line_bytes = self.max_line,
                 "Line longer than max_line_bytes, cut to it; further ones are counted, not logged."
             );
         }
         if block.lossy > 0 && !std::mem::replace(&mut self.logged_lossy, true) {
             tracing::warn!(
-                path = name,
+                path = %name,
                 "Line with invalid UTF-8, decoded with replacement characters; further ones are counted, not logged."
             );
+        }
+    }
+
+    /// Logs a failed read, the first time: it is tried again on every poll, and an
+    /// error that lasts (a disk gone bad) would otherwise fill the log.
+    pub fn log_read_error(&mut self, name: &str, error: &io::Error) {
+        if !std::mem::replace(&mut self.logged_error, true) {
+            tracing::warn!(path = %crate::text::Escaped(name), %error, "Cannot read the file; trying again on every change.");
         }
     }
 
     /// The unfinished last line, as a line: for the end of a file that will not grow
     /// (end of `--once`, a rotated file drained, shutdown).
     pub fn flush_partial(&mut self) -> Option<Block> {
-        if self.pending.is_empty() || self.skip != Skip::Nothing {
-            self.pending.clear();
+        if self.partial.is_empty() || self.skip != Skip::Nothing {
+            self.partial.clear();
             return None;
         }
-        self.pending.extend_from_slice(b"\n");
-        self.take_lines()
+        let mut data = BytesMut::with_capacity(self.partial.len() + 1);
+        data.extend_from_slice(&self.partial);
+        data.extend_from_slice(b"\n");
+        self.partial.clear();
+        self.take_lines(&mut data)
     }
 
-    fn read_head(&self, len: usize) -> io::Result<Vec<u8>> {
-        let mut head = vec![0; len];
-        let mut filled = 0;
-        while filled < len {
-            match self.file.read_at(&mut head[filled..], filled as u64)? {
-                0 => break,
-                n => filled += n,
-            }
+    /// Gives back the memory of a long unfinished line once it is gone.
+    pub fn shrink(&mut self) {
+        if self.partial.is_empty() {
+            self.partial = Vec::new();
         }
-        head.truncate(filled);
-        Ok(head)
+    }
+}
+
+/// Reads into `buffer` at `offset` until it is full or the file ends; returns how many
+/// bytes were read.
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}
+
+/// The `len` bytes at `offset` (fewer if the file ends first).
+fn read_exactly_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0; len];
+    let read = read_at(file, &mut bytes, offset)?;
+    bytes.truncate(read);
+    Ok(bytes)
+}
+
+/// Keeps the last [`RECENT_BYTES`] of what was read, `read` being the newest.
+fn remember_recent(recent: &mut Vec<u8>, read: &[u8]) {
+    if read.len() >= RECENT_BYTES {
+        recent.clear();
+        recent.extend_from_slice(&read[read.len() - RECENT_BYTES..]);
+    } else {
+        recent.extend_from_slice(read);
+        let excess = recent.len().saturating_sub(RECENT_BYTES);
+        recent.drain(..excess);
     }
 }
 
@@ -355,7 +489,7 @@ fn repair_utf8(text: BytesMut) -> (Bytes, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Seek, SeekFrom, Write};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -375,10 +509,16 @@ mod tests {
         }
     }
 
+    fn open(path: &std::path::Path, start: Start, max_line: usize) -> FileReader {
+        let file = File::open(path).unwrap();
+        let metadata = file.metadata().unwrap();
+        FileReader::new(file, &metadata, start, max_line).unwrap()
+    }
+
     fn read(reader: &mut FileReader) -> Option<Block> {
-        match reader.read_block(1 << 16).unwrap() {
+        match reader.read_block(1 << 16, &mut BytesMut::new()).unwrap() {
             ReadOutcome::Lines { block, .. } => block,
-            ReadOutcome::Restarted { .. } => panic!("unexpected restart"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 
@@ -389,7 +529,7 @@ mod tests {
     #[test]
     fn a_partial_line_waits_for_its_end() {
         let mut f = fixture(b"one\ntw");
-        let mut reader = FileReader::open(&f.path, Start::Beginning, 100).unwrap();
+        let mut reader = open(&f.path, Start::Beginning, 100);
         assert_eq!(text(read(&mut reader)), "one\n");
         assert_eq!(read(&mut reader), None);
         f.writer.write_all(b"o\r\nthree").unwrap();
@@ -403,10 +543,35 @@ mod tests {
     }
 
     #[test]
+    fn one_buffer_serves_many_small_reads_without_mixing_them() {
+        let mut f = fixture(b"");
+        let mut reader = open(&f.path, Start::Beginning, 100);
+        let mut buffer = BytesMut::new();
+        let mut blocks = Vec::new();
+        for n in 0..50 {
+            writeln!(f.writer, "line {n}").unwrap();
+            let ReadOutcome::Lines { block, at_end } =
+                reader.read_block(1 << 20, &mut buffer).unwrap()
+            else {
+                panic!("no restart")
+            };
+            assert!(at_end);
+            blocks.push(block.unwrap().text);
+        }
+        for (n, text) in blocks.iter().enumerate() {
+            assert_eq!(&text[..], format!("line {n}\n").as_bytes());
+        }
+        assert!(
+            buffer.capacity() < MIN_BUFFER,
+            "the one allocation was shared"
+        );
+    }
+
+    #[test]
     fn long_lines_are_cut_at_the_bound_and_counted() {
         let long = "x".repeat(25);
         let mut f = fixture(format!("short\n{long}\nok\n").as_bytes());
-        let mut reader = FileReader::open(&f.path, Start::Beginning, 10).unwrap();
+        let mut reader = open(&f.path, Start::Beginning, 10);
         let block = read(&mut reader).unwrap();
         assert_eq!(
             std::str::from_utf8(&block.text).unwrap(),
@@ -430,7 +595,7 @@ mod tests {
     #[test]
     fn invalid_utf8_is_replaced_and_counted_per_line() {
         let f = fixture(b"fine\nbad \xff\xfe here\nalso \xc3 bad\n");
-        let mut reader = FileReader::open(&f.path, Start::Beginning, 100).unwrap();
+        let mut reader = open(&f.path, Start::Beginning, 100);
         let block = read(&mut reader).unwrap();
         assert_eq!(
             std::str::from_utf8(&block.text).unwrap(),
@@ -440,28 +605,37 @@ mod tests {
     }
 
     #[test]
-    fn starting_at_the_end_skips_the_unfinished_line() {
+    fn starting_mid_line_skips_the_rest_of_that_line() {
         let mut f = fixture(b"old\nhalf");
-        let mut reader = FileReader::open(&f.path, Start::End, 100).unwrap();
+        let mut reader = open(&f.path, Start::End, 100);
         f.writer.write_all(b" done\nnew\n").unwrap();
         assert_eq!(text(read(&mut reader)), "new\n");
+        let mut resumed = open(&f.path, Start::Offset(6), 100);
+        assert_eq!(text(read(&mut resumed)), "new\n", "from inside `half done`");
+        let mut resumed = open(&f.path, Start::Offset(4), 100);
+        assert_eq!(
+            text(read(&mut resumed)),
+            "half done\nnew\n",
+            "at a line start"
+        );
     }
 
     #[test]
     fn truncation_and_rewrite_in_place_are_noticed() {
         let mut f = fixture(b"first line of the old file\nhalf");
-        let mut reader = FileReader::open(&f.path, Start::Beginning, 100).unwrap();
+        let mut reader = open(&f.path, Start::Beginning, 100);
         assert_eq!(text(read(&mut reader)), "first line of the old file\n");
+        let before = reader.fingerprint();
 
         // copytruncate, then the writer goes on past the old size before we look: the
-        // read at the old offset lands mid-line in the new content and is dropped.
+        // read at the old offset would land mid-line in the new content.
         f.writer.set_len(0).unwrap();
         f.writer.seek(SeekFrom::Start(0)).unwrap();
         f.writer
             .write_all(b"another line, longer than the first one was\n")
             .unwrap();
-        let restarted = reader.read_block(1 << 16).unwrap();
-        let ReadOutcome::Restarted { partial } = restarted else {
+        let restarted = reader.read_block(1 << 16, &mut BytesMut::new()).unwrap();
+        let ReadOutcome::Restarted { partial, read: old } = restarted else {
             panic!("{restarted:?}")
         };
         assert_eq!(
@@ -469,6 +643,7 @@ mod tests {
             "half\n",
             "the unfinished line read before is kept"
         );
+        assert_eq!(old, before, "what had been read is handed over");
         assert_eq!(
             text(read(&mut reader)),
             "another line, longer than the first one was\n"
@@ -477,9 +652,36 @@ mod tests {
         // Truncated to less than was read: noticed as well.
         f.writer.set_len(5).unwrap();
         assert!(matches!(
-            reader.read_block(1 << 16).unwrap(),
-            ReadOutcome::Restarted { partial: None }
+            reader.read_block(1 << 16, &mut BytesMut::new()).unwrap(),
+            ReadOutcome::Restarted { partial: None, .. }
         ));
+    }
+
+    #[test]
+    fn a_fingerprint_knows_a_copy_and_not_a_file_that_only_starts_the_same() {
+        let f = fixture(b"banner line\nfirst\nsecond\n");
+        let mut reader = open(&f.path, Start::Beginning, 100);
+        read(&mut reader);
+        let seen = reader.fingerprint();
+        let dir = f.path.parent().unwrap();
+        let candidate = |name: &str, content: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            let file = File::open(&path).unwrap();
+            let size = file.metadata().unwrap().len();
+            let head = Fingerprint::read_head(&file).unwrap();
+            seen.matches(&head, &file, size).unwrap()
+        };
+        assert!(candidate("copy", b"banner line\nfirst\nsecond\n"));
+        assert!(candidate(
+            "grown copy",
+            b"banner line\nfirst\nsecond\nthird\n"
+        ));
+        assert!(!candidate("same banner", b"banner line\nother\nlines!\n"));
+        assert!(!candidate("shorter", b"banner line\n"));
+        let file = File::open(&f.path).unwrap();
+        let head = Fingerprint::read_head(&file).unwrap();
+        assert!(!Fingerprint::default().matches(&head, &file, 20).unwrap());
     }
 
     #[test]

@@ -1,35 +1,43 @@
 //! Follows a set of files named by paths and globs: which files to read, through
-//! renames, rotations and truncations, without losing or repeating a line.
+//! renames, rotations, truncations and copies, without losing or repeating a line.
 //!
-//! Files are known by identity (device and inode), not by name. On every poll the
-//! tailer looks at what each configured path (and each file a glob matched at the last
-//! rescan) is now, and reconciles:
+//! Files are known by identity (device and inode), not by name. When names may have
+//! changed (a file-change notification said so, the scan interval came, or this is the
+//! first poll), the tailer looks at what each configured path (and each file a glob
+//! matches) is now, and reconciles:
 //!
 //! - a file it already reads, under the same or another name, keeps its reader and
 //!   offset (a rename within a glob is not a new file);
-//! - a file it has never seen gets a new reader, from the beginning (or, only for
-//!   files present at startup with `read_from: end`, from the end);
+//! - a file it does not read is placed by the pipeline's [`FileRegistry`]: read from
+//!   its beginning (from its end only for files present at startup with
+//!   `read_from: end`), resumed where an earlier reading stopped, left to the tail that
+//!   already reads it, or, for a copy of a file truncated in place, read from where
+//!   reading of the original stopped;
 //! - a reader whose file is no longer at any path (renamed away by rotation, or
 //!   deleted) is *retired*: it keeps being read, since the writing process may still
 //!   write to it until it reopens its log, and is closed once it has stayed at end of
-//!   file for `rotate_wait`. Its offset is remembered, with its first bytes, so that
-//!   if it shows up again under a name a glob matches it resumes rather than restarts.
+//!   file for `rotate_wait`.
 //!
-//! A file truncated in place (copytruncate) is noticed by its reader and read again
-//! from the start. The tailer does no waiting and takes the time as an argument; the
-//! source around it decides when to poll (file-change notifications, a scan interval).
+//! Between those, a poll reads only the files that changed (or were left unfinished by
+//! the last poll's budget), so that a write to one of a thousand files costs one read.
+//! Paths that cannot be followed (a directory, a FIFO, a file on procfs, an unreadable
+//! file) are said once each, with the reason, and again when that changes. The tailer
+//! does no waiting and takes the time as an argument; the source around it decides
+//! when to poll.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
-use crate::config::paths::{normalize, resolve};
+use bytes::BytesMut;
 
-/// How many closed files are remembered, to resume them if they reappear.
-const REMEMBERED_FILES: usize = 1024;
+use super::files::{self, Found, OpenError, Unfollowable};
+use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
+use super::registry::{FileRegistry, Placement};
+use crate::config::paths::{normalize, resolve};
+use crate::text::Escaped;
 
 /// One configured path or glob, taken from the configuration's folder if relative.
 #[derive(Clone, Debug)]
@@ -85,6 +93,13 @@ impl Target {
             Target::Glob { folder, .. } => folder.clone(),
         }
     }
+
+    fn matches(&self, path: &Path) -> bool {
+        match self {
+            Target::Path(target) => target == path,
+            Target::Glob { pattern, .. } => pattern.matches_path(path),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -94,6 +109,30 @@ pub struct TailerOptions {
     pub max_line: usize,
     /// How long a retired file must stay at its end before it is closed.
     pub rotate_wait: Duration,
+    /// One pass (`run --once`): a file that cannot be read is left out, not retried.
+    pub once: bool,
+}
+
+/// What a poll is to look at.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Look for files again: expand the globs, look at every path.
+    pub rescan: bool,
+    /// Read every file, not only those known to have changed.
+    pub everything: bool,
+    /// Files known to have been written to.
+    pub modified: HashSet<PathBuf>,
+}
+
+impl Due {
+    /// Everything: look for files and read them all.
+    pub fn everything() -> Due {
+        Due {
+            rescan: true,
+            everything: true,
+            modified: HashSet::new(),
+        }
+    }
 }
 
 /// Lines read from one file.
@@ -111,9 +150,16 @@ pub enum Progress {
 }
 
 struct Reading {
+    /// Where the file is now.
     path: PathBuf,
+    /// Where it really is, when `path` goes through a symbolic link: writes are
+    /// notified in that folder.
+    real_path: Option<PathBuf>,
+    /// The name its lines are reported under: where it was first read.
     name: Arc<str>,
     reader: FileReader,
+    /// Left unfinished by a poll's budget (or new): read it next time, changed or not.
+    behind: bool,
 }
 
 struct Retired {
@@ -122,60 +168,101 @@ struct Retired {
     idle_since: Option<Instant>,
 }
 
-struct Remembered {
-    identity: Identity,
-    head: Vec<u8>,
-    offset: u64,
+/// What was last said about a path, so that each state is said once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Status {
+    Following,
+    Missing,
+    Unfollowable(Unfollowable),
+    Unreadable(io::ErrorKind),
+    /// Another tail reads this file.
+    ReadElsewhere,
+    /// A copy of a file being read, held back.
+    CopyOf(Arc<str>),
 }
 
 pub struct Tailer {
+    /// The id of the source this tailer reads for, as the registry knows it.
+    owner: Arc<str>,
+    registry: Arc<FileRegistry>,
     targets: Vec<Target>,
     options: TailerOptions,
-    /// The paths looked at on each poll: plain targets and the last glob matches.
+    /// The paths looked at when names may have changed: plain targets and the last
+    /// glob matches, sorted.
     known: Vec<PathBuf>,
     reading: Vec<Reading>,
     retired: Vec<Retired>,
-    remembered: VecDeque<Remembered>,
+    /// Copies of files being read, held back until their original is truncated.
+    held: Vec<(PathBuf, Arc<str>)>,
+    /// The registry's truncation count when the held copies were last placed.
+    truncations_seen: u64,
+    statuses: HashMap<PathBuf, Status>,
+    /// Configured paths said to be missing at start: said again when they appear.
+    reported_missing: HashSet<PathBuf>,
     started: bool,
-    /// Paths whose open failure was already logged, so it is logged once.
-    failing: HashSet<PathBuf>,
+    /// A file was truncated: look for its copy before reading on.
+    rescan_next: bool,
     /// Where the next poll starts reading, so one busy file cannot starve the others.
     cursor: usize,
+    /// The buffer files are read into; see [`FileReader::read_block`].
+    buffer: BytesMut,
 }
 
+impl Drop for Tailer {
+    fn drop(&mut self) {
+        self.registry.release(&self.owner);
+    }
+}
+
+/// How much a tailer keeps of its read buffer between polls.
+const IDLE_BUFFER: usize = 16 * 1024;
+
 impl Tailer {
-    pub fn new(targets: Vec<Target>, options: TailerOptions) -> Tailer {
+    pub fn new(
+        owner: Arc<str>,
+        registry: Arc<FileRegistry>,
+        targets: Vec<Target>,
+        options: TailerOptions,
+    ) -> Tailer {
         Tailer {
+            owner,
+            registry,
             targets,
             options,
             known: Vec::new(),
             reading: Vec::new(),
             retired: Vec::new(),
-            remembered: VecDeque::new(),
+            held: Vec::new(),
+            truncations_seen: 0,
+            statuses: HashMap::new(),
+            reported_missing: HashSet::new(),
             started: false,
-            failing: HashSet::new(),
+            rescan_next: false,
             cursor: 0,
+            buffer: BytesMut::new(),
         }
     }
 
-    /// The folders to watch for changes.
+    /// The folders to watch for changes: the targets', and those of files reached
+    /// through symbolic links.
     pub fn folders(&self) -> Vec<PathBuf> {
-        let mut folders: Vec<PathBuf> = self.targets.iter().map(Target::folder).collect();
+        let targets = self.targets.iter().map(Target::folder);
+        let real = (self.reading.iter())
+            .filter_map(|r| r.real_path.as_deref()?.parent().map(Path::to_path_buf));
+        let mut folders: Vec<PathBuf> = targets.chain(real).collect();
         folders.sort();
         folders.dedup();
         folders
     }
 
-    /// The configured targets that name no file right now.
+    /// The configured targets that name nothing at all right now.
     pub fn unmatched(&self) -> Vec<String> {
-        self.targets
-            .iter()
+        (self.targets.iter())
             .filter(|target| match target {
-                Target::Path(path) => !self.known_file(path),
-                Target::Glob { pattern, .. } => !self
-                    .known
-                    .iter()
-                    .any(|path| pattern.matches_path(path) && self.known_file(path)),
+                Target::Path(path) => {
+                    matches!(self.statuses.get(path), None | Some(Status::Missing))
+                }
+                Target::Glob { .. } => !self.known.iter().any(|path| target.matches(path)),
             })
             .map(|target| match target {
                 Target::Path(path) => path.display().to_string(),
@@ -184,47 +271,79 @@ impl Tailer {
             .collect()
     }
 
-    fn known_file(&self, path: &Path) -> bool {
-        self.reading.iter().any(|r| r.path == path)
+    /// The paths that could not be read, with why.
+    pub fn unreadable(&self) -> Vec<String> {
+        let mut paths: Vec<String> = (self.statuses.iter())
+            .filter(|(_, status)| matches!(status, Status::Unreadable(_)))
+            .map(|(path, _)| Escaped(&path.to_string_lossy()).to_string())
+            .collect();
+        paths.sort();
+        paths
     }
 
-    /// Reads what there is to read, up to about `budget` bytes, into `out`. With
-    /// `rescan`, globs are expanded again first (the first poll always does).
+    /// The copies held back, each with the file whose lines it holds.
+    pub fn held_back(&self) -> &[(PathBuf, Arc<str>)] {
+        &self.held
+    }
+
+    /// Reads what `due` says may have changed, up to about `budget` bytes, into `out`.
     pub fn poll(
         &mut self,
         now: Instant,
-        rescan: bool,
+        due: &Due,
         budget: usize,
         out: &mut Vec<Chunk>,
     ) -> Progress {
-        if rescan || !self.started {
+        if due.rescan || !self.started || std::mem::take(&mut self.rescan_next) {
             self.expand();
+            self.reconcile();
+        } else if !self.held.is_empty() && self.registry.truncations() != self.truncations_seen {
+            self.reconcile();
         }
-        self.reconcile();
         self.started = true;
         let mut spent = 0;
+        let progress = self.read(now, due, budget, &mut spent, out);
+        if progress == Progress::Idle && self.buffer.capacity() > IDLE_BUFFER {
+            // Idle: give the read buffer back rather than keep a megabyte per tail.
+            self.buffer = BytesMut::new();
+        }
+        progress
+    }
+
+    fn read(
+        &mut self,
+        now: Instant,
+        due: &Due,
+        budget: usize,
+        spent: &mut usize,
+        out: &mut Vec<Chunk>,
+    ) -> Progress {
         // Rotated files first: their lines were written before those of the files that
         // replaced them, and events should come out in the order they were written.
         let mut kept = Vec::with_capacity(self.retired.len());
         let mut more = false;
         for mut retired in std::mem::take(&mut self.retired) {
             let before = retired.reader.offset();
-            let at_end =
-                !more && drain(&mut retired.reader, &retired.name, budget, &mut spent, out);
-            more |= !at_end;
+            let drained = if more {
+                Drained::Budget
+            } else {
+                self.drain_retired(&mut retired, budget, spent, out)
+            };
+            more |= drained != Drained::End;
             if retired.reader.offset() != before {
                 retired.idle_since = None;
             }
             let idle_since = *retired.idle_since.get_or_insert(now);
             // Closed only once read to its end in this very poll: a file passed over
             // because the budget ran out may hold lines not read yet.
-            if at_end && now.duration_since(idle_since) >= self.options.rotate_wait {
+            if drained == Drained::End && now.duration_since(idle_since) >= self.options.rotate_wait
+            {
                 out.extend(retired.reader.flush_partial().map(|block| Chunk {
                     path: retired.name.clone(),
                     block,
                 }));
-                tracing::info!(path = %retired.name, "Closed rotated file.");
-                self.remember(&retired.reader);
+                tracing::info!(path = %Escaped(&retired.name), "Closed rotated file.");
+                (self.registry).close(retired.reader.identity(), retired.reader.fingerprint());
             } else {
                 kept.push(retired);
             }
@@ -237,17 +356,64 @@ impl Tailer {
         for step in 0..count {
             let index = (self.cursor + step) % count;
             let reading = &mut self.reading[index];
-            if !drain(&mut reading.reader, &reading.name, budget, &mut spent, out) {
+            let changed =
+                |path: &Option<PathBuf>| path.as_ref().is_some_and(|p| due.modified.contains(p));
+            if !(due.everything
+                || reading.behind
+                || due.modified.contains(&reading.path)
+                || changed(&reading.real_path))
+            {
+                continue;
+            }
+            let drained = drain(
+                &mut reading.reader,
+                &reading.name,
+                &self.registry,
+                budget,
+                spent,
+                &mut self.buffer,
+                out,
+            );
+            reading.behind = drained != Drained::End;
+            match drained {
+                Drained::End => {}
                 // The next poll starts with the file after this one, so that a file
                 // that always has more cannot starve the others.
-                self.cursor = (index + 1) % count;
-                return Progress::More;
+                Drained::Budget => {
+                    self.cursor = (index + 1) % count;
+                    return Progress::More;
+                }
+                // Truncated in place: before reading its new lines, look for the copy
+                // of the old ones, whose rest comes first.
+                Drained::Restarted => {
+                    self.rescan_next = true;
+                    self.cursor = index;
+                    return Progress::More;
+                }
             }
         }
         // All read: the next poll starts again with the oldest file, so that a renamed
         // file is read before the file that replaced it.
         self.cursor = 0;
         Progress::Idle
+    }
+
+    fn drain_retired(
+        &mut self,
+        retired: &mut Retired,
+        budget: usize,
+        spent: &mut usize,
+        out: &mut Vec<Chunk>,
+    ) -> Drained {
+        drain(
+            &mut retired.reader,
+            &retired.name,
+            &self.registry,
+            budget,
+            spent,
+            &mut self.buffer,
+            out,
+        )
     }
 
     /// The unfinished last line of every file, as a line: nothing more will be read.
@@ -259,16 +425,19 @@ impl Tailer {
                 path: name.clone(),
                 block,
             }));
+            self.registry
+                .update(reader.identity(), reader.fingerprint());
         }
     }
 
+    /// Finds the paths the targets name now.
     fn expand(&mut self) {
         let mut known = Vec::new();
         for target in &self.targets {
             match target {
                 Target::Path(path) => known.push(path.clone()),
                 Target::Glob { pattern, .. } => match glob::glob(pattern.as_str()) {
-                    Ok(paths) => known.extend(paths.flatten().filter(|path| path.is_file())),
+                    Ok(paths) => known.extend(paths.flatten()),
                     Err(err) => {
                         tracing::warn!(glob = pattern.as_str(), error = %err, "Cannot expand the glob.")
                     }
@@ -277,37 +446,46 @@ impl Tailer {
         }
         known.sort();
         known.dedup();
-        self.failing.retain(|path| known.contains(path));
+        // What was said of a path no longer named is forgotten: said again if it comes
+        // back.
+        self.statuses
+            .retain(|path, _| known.binary_search(path).is_ok());
         self.known = known;
     }
 
     /// Matches readers to the files now at the known paths (see the module doc).
     fn reconcile(&mut self) {
+        self.truncations_seen = self.registry.truncations();
         let mut present: Vec<(PathBuf, Identity)> = Vec::new();
-        let known = std::mem::take(&mut self.known);
-        for path in &known {
-            match std::fs::metadata(path) {
-                Ok(metadata) if metadata.is_file() => {
-                    let identity = Identity::of(&metadata);
-                    if !present.iter().any(|(_, seen)| *seen == identity) {
-                        present.push((path.clone(), identity));
+        let mut identities = HashSet::new();
+        for path in std::mem::take(&mut self.known) {
+            match files::inspect(&path) {
+                // The same file under two names (a link): read once, under the first.
+                Found::File(metadata) => {
+                    if identities.insert(Identity::of(&metadata)) {
+                        present.push((path.clone(), Identity::of(&metadata)));
                     }
                 }
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => self.log_failure(path, &err),
+                Found::Missing => {
+                    self.note(&path, Status::Missing, None);
+                }
+                Found::Unfollowable(why) => {
+                    self.note(&path, Status::Unfollowable(why), None);
+                }
+                Found::Failed(err) => {
+                    self.note(&path, Status::Unreadable(err.kind()), Some(&err));
+                }
             }
+            self.known.push(path);
         }
-        self.known = known;
-        let mut unplaced: Vec<(Arc<str>, FileReader)> = Vec::new();
+        let mut unplaced: Vec<Reading> = Vec::new();
         for reading in std::mem::take(&mut self.reading) {
-            let still_here = present
-                .iter()
+            let still_here = (present.iter())
                 .any(|(path, id)| *path == reading.path && *id == reading.reader.identity());
             if still_here {
                 self.reading.push(reading);
             } else {
-                unplaced.push((reading.name, reading.reader));
+                unplaced.push(reading);
             }
         }
         // Files already being read (now under another name) first, new files after:
@@ -317,104 +495,183 @@ impl Tailer {
             if self.reading.iter().any(|r| r.path == path) {
                 continue;
             }
-            let known = if let Some(i) = unplaced.iter().position(|(_, r)| r.identity() == identity)
-            {
-                Some(unplaced.swap_remove(i).1)
-            } else if let Some(i) = self
-                .retired
+            if let Some(i) = unplaced
                 .iter()
                 .position(|r| r.reader.identity() == identity)
             {
-                Some(self.retired.swap_remove(i).reader)
+                let reading = unplaced.swap_remove(i);
+                self.keep_reading(path, reading.name, reading.reader, false);
+            } else if let Some(i) =
+                (self.retired.iter()).position(|r| r.reader.identity() == identity)
+            {
+                let retired = self.retired.swap_remove(i);
+                self.keep_reading(path, retired.name, retired.reader, false);
             } else {
-                None
-            };
-            match known {
-                Some(reader) => self.keep_reading(path, reader),
-                None => new_files.push((path, identity)),
+                new_files.push(path);
             }
         }
-        for (path, identity) in new_files {
-            if let Some(reader) = self.open(&path, identity) {
-                self.keep_reading(path, reader);
-            }
+        self.held.clear();
+        for path in new_files {
+            self.open(path);
         }
-        let retired = unplaced.into_iter().map(|(name, reader)| Retired {
-            name,
-            reader,
+        let retired = unplaced.into_iter().map(|reading| Retired {
+            name: reading.name,
+            reader: reading.reader,
             idle_since: None,
         });
         self.retired.extend(retired);
     }
 
-    fn keep_reading(&mut self, path: PathBuf, reader: FileReader) {
-        let name: Arc<str> = path.display().to_string().into();
-        self.reading.push(Reading { path, name, reader });
+    fn keep_reading(&mut self, path: PathBuf, name: Arc<str>, reader: FileReader, first: bool) {
+        // A link's target is where writes are notified.
+        let real_path = std::fs::canonicalize(&path)
+            .ok()
+            .filter(|real| *real != path);
+        let reading = Reading {
+            path,
+            real_path,
+            name,
+            reader,
+            behind: true,
+        };
+        if first {
+            self.reading.insert(0, reading);
+        } else {
+            self.reading.push(reading);
+        }
     }
 
-    fn open(&mut self, path: &Path, identity: Identity) -> Option<FileReader> {
-        let remembered = self.remembered.iter().position(|r| r.identity == identity);
-        let start = match remembered {
-            Some(i) => Start::Offset(self.remembered[i].offset),
-            None if !self.started && self.options.start_at_end => Start::End,
-            None => Start::Beginning,
+    /// Opens a file not read yet, where the registry says.
+    fn open(&mut self, path: PathBuf) {
+        let (file, metadata) = match files::open(&path) {
+            Ok(opened) => opened,
+            Err(OpenError::Unfollowable(why)) => {
+                self.note(&path, Status::Unfollowable(why), None);
+                return;
+            }
+            Err(OpenError::Io(err)) if err.kind() == io::ErrorKind::NotFound => {
+                self.note(&path, Status::Missing, None);
+                return;
+            }
+            Err(OpenError::Io(err)) => {
+                self.note(&path, Status::Unreadable(err.kind()), Some(&err));
+                return;
+            }
         };
-        match FileReader::open(path, start, self.options.max_line) {
-            Ok(reader) => {
-                if let Some(i) = remembered {
-                    let seen = self.remembered.remove(i).expect("index from position");
-                    // Same inode but other content: the inode was reused by a new file.
-                    if !reader.head().starts_with(&seen.head) {
-                        return self.open_fresh(path);
+        let identity = Identity::of(&metadata);
+        let name: Arc<str> = path.to_string_lossy().into();
+        let fresh = if !self.started && self.options.start_at_end {
+            Start::End
+        } else {
+            Start::Beginning
+        };
+        let placed =
+            (self.registry).place(&self.owner, &name, identity, &file, metadata.len(), fresh);
+        match placed {
+            Err(err) => {
+                self.note(&path, Status::Unreadable(err.kind()), Some(&err));
+            }
+            Ok(Placement::ReadElsewhere { owner, name: there }) => {
+                if self.note(&path, Status::ReadElsewhere, None) {
+                    tracing::warn!(path = %Escaped(&name), same_as = %Escaped(&there), source = %Escaped(&owner), "Not reading the file here: it is the same file as one another source reads; each file is read once.");
+                }
+            }
+            Ok(Placement::CopyOfOpen { name: original }) => {
+                if self.note(&path, Status::CopyOf(original.clone()), None) {
+                    tracing::info!(path = %Escaped(&name), copy_of = %Escaped(&original), "Holding back a copy of a file being read: its lines are read from the original.");
+                }
+                self.held.push((path, original));
+            }
+            Ok(Placement::Read {
+                start,
+                name: origin,
+            }) => {
+                match FileReader::new(file, &metadata, start, self.options.max_line) {
+                    Ok(reader) => {
+                        self.note(&path, Status::Following, None);
+                        let offset = reader.offset();
+                        match &origin {
+                            Some(origin) if **origin != *name => {
+                                tracing::info!(path = %Escaped(&name), offset, lines_of = %Escaped(origin), "Following a copy, from where its original was read to.")
+                            }
+                            _ if self.reported_missing.remove(&path) => {
+                                tracing::info!(path = %Escaped(&name), offset, "File appeared; following it.")
+                            }
+                            _ => tracing::info!(path = %Escaped(&name), offset, "Following file."),
+                        }
+                        // A copy's rest was written before what its original holds now.
+                        let first = origin.is_some();
+                        self.keep_reading(path, origin.unwrap_or(name), reader, first);
+                    }
+                    Err(err) => {
+                        self.registry.close(identity, Default::default());
+                        self.note(&path, Status::Unreadable(err.kind()), Some(&err));
                     }
                 }
-                self.failing.remove(path);
-                tracing::info!(path = %path.display(), offset = reader.offset(), "Following file.");
-                Some(reader)
-            }
-            Err(err) => {
-                self.log_failure(path, &err);
-                None
             }
         }
     }
 
-    fn open_fresh(&mut self, path: &Path) -> Option<FileReader> {
-        FileReader::open(path, Start::Beginning, self.options.max_line)
-            .map_err(|err| self.log_failure(path, &err))
-            .ok()
-    }
-
-    fn remember(&mut self, reader: &FileReader) {
-        if self.remembered.len() == REMEMBERED_FILES {
-            self.remembered.pop_front();
+    /// Records what is now true of `path`, logging it if that is news; returns whether
+    /// it was.
+    fn note(&mut self, path: &Path, status: Status, error: Option<&io::Error>) -> bool {
+        let previous = self.statuses.insert(path.to_path_buf(), status.clone());
+        if previous.as_ref() == Some(&status) {
+            return false;
         }
-        self.remembered.push_back(Remembered {
-            identity: reader.identity(),
-            head: reader.head().to_vec(),
-            offset: reader.offset(),
-        });
-    }
-
-    fn log_failure(&mut self, path: &Path, err: &io::Error) {
-        if self.failing.insert(path.to_path_buf()) {
-            tracing::warn!(path = %path.display(), error = %err, "Cannot read the file; will try again.");
+        let shown = Escaped(&path.to_string_lossy()).to_string();
+        let exact = self
+            .targets
+            .iter()
+            .any(|t| matches!(t, Target::Path(p) if p == path));
+        match status {
+            Status::Missing if exact && !self.options.once && previous.is_none() => {
+                self.reported_missing.insert(path.to_path_buf());
+                tracing::warn!(path = %shown, "File does not exist yet; it is followed once it appears.")
+            }
+            Status::Unfollowable(why) => {
+                tracing::warn!(path = %shown, reason = %why.reason(), "Not following the path: only regular files can be followed.")
+            }
+            Status::Unreadable(_) => {
+                let error = error.map(ToString::to_string).unwrap_or_default();
+                if self.options.once {
+                    tracing::warn!(path = %shown, error, "Cannot read the file; it is left out of this run.")
+                } else {
+                    tracing::warn!(path = %shown, error, "Cannot read the file; trying again when it changes.")
+                }
+            }
+            _ => {}
         }
+        true
     }
 }
 
-/// Reads `reader` to its end or until `spent` reaches `budget`; returns whether it
-/// reached the end.
+/// How far a [`drain`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drained {
+    /// To the end of the file.
+    End,
+    /// To the end of the budget, with more to read.
+    Budget,
+    /// To a truncation: the file is read again from its start.
+    Restarted,
+}
+
+/// Reads `reader` to its end, to a truncation, or until `spent` reaches `budget`.
 fn drain(
     reader: &mut FileReader,
     name: &Arc<str>,
+    registry: &FileRegistry,
     budget: usize,
     spent: &mut usize,
+    buffer: &mut BytesMut,
     out: &mut Vec<Chunk>,
-) -> bool {
+) -> Drained {
+    let mut drained = Drained::Budget;
+    let start = reader.offset();
     while *spent < budget {
         let before = reader.offset();
-        match reader.read_block(budget - *spent) {
+        match reader.read_block(budget - *spent, buffer) {
             Ok(ReadOutcome::Lines { block, at_end }) => {
                 *spent += (reader.offset() - before) as usize;
                 if let Some(block) = block {
@@ -425,281 +682,32 @@ fn drain(
                     });
                 }
                 if at_end {
-                    return true;
+                    drained = Drained::End;
+                    break;
                 }
             }
-            Ok(ReadOutcome::Restarted { partial }) => {
-                tracing::info!(path = %name, "File was truncated; reading it again from the start.");
+            Ok(ReadOutcome::Restarted { partial, read }) => {
+                tracing::info!(path = %Escaped(name), "File was truncated; reading it again from the start.");
                 out.extend(partial.map(|block| Chunk {
                     path: name.clone(),
                     block,
                 }));
+                registry.truncated(reader.identity(), read);
+                return Drained::Restarted;
             }
             Err(err) => {
-                tracing::warn!(path = %name, error = %err, "Cannot read the file; will try again.");
-                return true;
+                reader.log_read_error(name, &err);
+                drained = Drained::End;
+                break;
             }
         }
     }
-    false
+    if reader.offset() != start {
+        registry.update(reader.identity(), reader.fingerprint());
+    }
+    reader.shrink();
+    drained
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs::{self, File, OpenOptions};
-    use std::io::Write;
-
-    const WAIT: Duration = Duration::from_secs(5);
-
-    struct Scene {
-        dir: tempfile::TempDir,
-        tailer: Tailer,
-        now: Instant,
-        lines: Vec<String>,
-    }
-
-    impl Scene {
-        fn new(targets: &[&str], start_at_end: bool) -> Scene {
-            let dir = tempfile::tempdir().unwrap();
-            let targets = targets.iter().map(|t| Target::new(dir.path(), t)).collect();
-            let options = TailerOptions {
-                start_at_end,
-                max_line: 1000,
-                rotate_wait: WAIT,
-            };
-            Scene {
-                dir,
-                tailer: Tailer::new(targets, options),
-                now: Instant::now(),
-                lines: Vec::new(),
-            }
-        }
-
-        fn path(&self, name: &str) -> PathBuf {
-            self.dir.path().join(name)
-        }
-
-        fn append(&self, name: &str, lines: std::ops::Range<usize>) -> File {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path(name))
-                .unwrap();
-            for n in lines {
-                writeln!(file, "line {n}").unwrap();
-            }
-            file
-        }
-
-        /// Polls until idle, as the source does, collecting the lines read.
-        fn poll(&mut self, rescan: bool) {
-            let mut out = Vec::new();
-            while self.tailer.poll(self.now, rescan, 1 << 20, &mut out) == Progress::More {}
-            for chunk in out {
-                let text = std::str::from_utf8(&chunk.block.text).unwrap();
-                self.lines.extend(text.lines().map(str::to_owned));
-            }
-        }
-
-        fn later(&mut self, by: Duration) {
-            self.now += by;
-        }
-
-        /// Every line written so far, each once, in the order written.
-        fn expect(&self, count: usize) {
-            let expected: Vec<String> = (0..count).map(|n| format!("line {n}")).collect();
-            assert_eq!(self.lines, expected, "every line exactly once, in order");
-        }
-    }
-
-    #[test]
-    fn rename_rotation_drains_the_old_file_including_late_writes() {
-        let mut scene = Scene::new(&["app.log"], false);
-        let mut old = scene.append("app.log", 0..100);
-        scene.poll(false);
-        fs::rename(scene.path("app.log"), scene.path("app.log.1")).unwrap();
-        for n in 100..110 {
-            writeln!(old, "line {n}").unwrap(); // the app has not reopened its log yet
-        }
-        scene.append("app.log", 110..200);
-        scene.poll(false);
-        scene.expect(200);
-
-        // A second rotation; the retired first file is closed once it stayed idle.
-        fs::rename(scene.path("app.log"), scene.path("app.log.2")).unwrap();
-        scene.append("app.log", 200..300);
-        scene.later(WAIT);
-        scene.poll(false);
-        scene.expect(300);
-        assert_eq!(
-            scene.tailer.retired.len(),
-            1,
-            "only the second rotated file is still drained"
-        );
-    }
-
-    #[test]
-    fn a_rotated_file_is_closed_only_once_read_to_its_end() {
-        let mut scene = Scene::new(&["a.log", "b.log"], false);
-        let mut a = scene.append("a.log", 0..1);
-        let mut b = scene.append("b.log", 1..2);
-        scene.poll(false);
-        fs::rename(scene.path("a.log"), scene.path("a.log.1")).unwrap();
-        fs::rename(scene.path("b.log"), scene.path("b.log.1")).unwrap();
-        scene.poll(false); // both retired, both at their end
-        scene.later(WAIT);
-        // Late writes to both; a's fill the budget of the next poll, so b's rotated file
-        // is not read in it and must not be closed in it either.
-        for n in 2..200 {
-            writeln!(a, "line {n}").unwrap();
-        }
-        writeln!(b, "line 200").unwrap();
-        let mut out = Vec::new();
-        assert_eq!(
-            scene.tailer.poll(scene.now, false, 64, &mut out),
-            Progress::More
-        );
-        assert_eq!(
-            scene.tailer.retired.len(),
-            2,
-            "b's rotated file is still open"
-        );
-        scene.poll(false);
-        let mut seen: Vec<String> = out
-            .iter()
-            .flat_map(|chunk| {
-                std::str::from_utf8(&chunk.block.text)
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .chain(scene.lines.iter().cloned())
-            .collect();
-        seen.sort_by_key(|line| line[5..].parse::<usize>().unwrap());
-        assert_eq!(
-            seen,
-            (0..201).map(|n| format!("line {n}")).collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn a_busy_file_does_not_starve_the_others() {
-        let mut scene = Scene::new(&["busy.log", "quiet.log"], false);
-        scene.append("busy.log", 0..10_000);
-        scene.append("quiet.log", 10_000..10_001);
-        let mut polls = 0;
-        let mut out = Vec::new();
-        while !out
-            .iter()
-            .any(|chunk: &Chunk| chunk.path.ends_with("quiet.log"))
-        {
-            assert_eq!(
-                scene.tailer.poll(scene.now, false, 64, &mut out),
-                Progress::More,
-                "busy.log is far from read"
-            );
-            polls += 1;
-            assert!(polls <= 2, "quiet.log waited {polls} polls");
-        }
-    }
-
-    #[test]
-    fn a_rename_inside_a_glob_is_the_same_file() {
-        let mut scene = Scene::new(&["app.log*"], false);
-        scene.append("app.log", 0..50);
-        scene.poll(false);
-        fs::rename(scene.path("app.log"), scene.path("app.log.1")).unwrap();
-        scene.append("app.log.1", 50..60);
-        scene.append("app.log", 60..70);
-        scene.poll(true);
-        scene.expect(70);
-    }
-
-    #[test]
-    fn a_retired_file_that_reappears_resumes_where_it_stopped() {
-        let mut scene = Scene::new(&["app.log", "archive/*.log"], false);
-        fs::create_dir(scene.path("archive")).unwrap();
-        scene.append("app.log", 0..30);
-        scene.poll(false);
-        fs::rename(scene.path("app.log"), scene.path("moved.log")).unwrap();
-        scene.poll(false);
-        scene.later(WAIT);
-        scene.poll(false); // idle for rotate_wait: closed and remembered
-        assert!(scene.tailer.retired.is_empty());
-        fs::rename(scene.path("moved.log"), scene.path("archive/old.log")).unwrap();
-        scene.append("archive/old.log", 30..40);
-        scene.poll(true);
-        scene.expect(40);
-    }
-
-    #[test]
-    fn copytruncate_is_read_again_from_the_start() {
-        let mut scene = Scene::new(&["app.log"], false);
-        let mut file = scene.append("app.log", 0..20);
-        scene.poll(false);
-        fs::copy(scene.path("app.log"), scene.path("app.log.1")).unwrap();
-        file.set_len(0).unwrap();
-        for n in 20..80 {
-            writeln!(file, "line {n}").unwrap(); // grows past the old size at once
-        }
-        scene.poll(false);
-        scene.expect(80);
-    }
-
-    #[test]
-    fn files_created_later_are_read_from_their_beginning() {
-        let mut scene = Scene::new(&["app.log", "*.out"], true);
-        scene.append("present.out", 0..5);
-        scene.poll(false);
-        assert!(
-            scene.lines.is_empty(),
-            "read_from end skips what was there at start"
-        );
-        scene.append("present.out", 5..10);
-        scene.append("app.log", 10..15);
-        scene.append("new.out", 15..20);
-        scene.poll(true);
-        let mut seen = scene.lines.clone();
-        seen.sort();
-        assert_eq!(seen.len(), 15);
-        assert!(!seen.contains(&"line 0".to_owned()));
-        assert!(scene.tailer.unmatched().is_empty());
-    }
-
-    #[test]
-    fn only_the_configured_part_of_a_path_is_a_glob() {
-        let base = Path::new("/etc/aegis[1]");
-        let Target::Glob { pattern, folder } = Target::new(base, "logs/*.log") else {
-            panic!("a glob")
-        };
-        assert_eq!(folder, Path::new("/etc/aegis[1]/logs"));
-        assert!(pattern.matches_path(Path::new("/etc/aegis[1]/logs/app.log")));
-        assert!(!pattern.matches_path(Path::new("/etc/aegis1/logs/app.log")));
-        let Target::Glob { folder, .. } = Target::new(base, "/var/log/*/app.log") else {
-            panic!("a glob")
-        };
-        assert_eq!(
-            folder,
-            Path::new("/var/log"),
-            "an absolute glob ignores the base"
-        );
-        assert!(
-            matches!(Target::new(base, "app.log"), Target::Path(path) if path == Path::new("/etc/aegis[1]/app.log"))
-        );
-    }
-
-    #[test]
-    fn unmatched_targets_are_reported() {
-        let mut scene = Scene::new(&["missing.log", "none/*.log"], false);
-        scene.poll(false);
-        let unmatched = scene.tailer.unmatched();
-        assert_eq!(unmatched.len(), 2);
-        assert!(unmatched[0].ends_with("missing.log") && unmatched[1].ends_with("none/*.log"));
-        assert_eq!(
-            scene.tailer.folders(),
-            [scene.dir.path().to_path_buf(), scene.path("none")]
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,197 @@
+//! What is at a path, and whether it can be followed: only regular files with honest
+//! sizes can.
+//!
+//! A glob can match anything a folder holds, and a configured path can be replaced by
+//! anything. Opening a FIFO blocks until a writer comes; reading a directory fails; a
+//! device never ends; a file on procfs or sysfs reports size 0 while it has content, so
+//! a tail that trusts sizes either reads nothing or takes every read for a truncation.
+//! Each such path is skipped deliberately, with its reason, which the tailer logs once.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Why a path is not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfollowable {
+    Directory,
+    Fifo,
+    Socket,
+    Device,
+    SymlinkLoop,
+    /// A file of a pseudo-filesystem (its name), whose sizes say nothing of content.
+    PseudoFilesystem(&'static str),
+    /// A regular file that says it is empty and yet has content.
+    NoSize,
+}
+
+impl Unfollowable {
+    /// Why, in words, for the warning.
+    pub fn reason(self) -> String {
+        match self {
+            Unfollowable::Directory => "it is a directory".into(),
+            Unfollowable::Fifo => {
+                "it is a FIFO (named pipe), which has no offsets to resume from".into()
+            }
+            Unfollowable::Socket => "it is a socket".into(),
+            Unfollowable::Device => "it is a device, which never ends".into(),
+            Unfollowable::SymlinkLoop => "its symbolic links form a loop".into(),
+            Unfollowable::PseudoFilesystem(name) => {
+                format!("it is on {name}, whose files report no size for their content")
+            }
+            Unfollowable::NoSize => "it reports size 0 but has content".into(),
+        }
+    }
+}
+
+/// What a path names now.
+pub enum Found {
+    /// A regular file, with its metadata (following symbolic links).
+    File(Metadata),
+    Missing,
+    Unfollowable(Unfollowable),
+    /// It cannot be looked at (permission denied on a folder, say).
+    Failed(io::Error),
+}
+
+/// Looks at `path`, following symbolic links.
+pub fn inspect(path: &Path) -> Found {
+    match std::fs::metadata(path) {
+        Ok(metadata) => match kind_of(&metadata) {
+            None => Found::File(metadata),
+            Some(why) => Found::Unfollowable(why),
+        },
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Found::Missing,
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            Found::Unfollowable(Unfollowable::SymlinkLoop)
+        }
+        Err(err) => Found::Failed(err),
+    }
+}
+
+/// Why a file of this type cannot be followed; `None` for a regular file.
+fn kind_of(metadata: &Metadata) -> Option<Unfollowable> {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some(Unfollowable::Directory)
+    } else if kind.is_fifo() {
+        Some(Unfollowable::Fifo)
+    } else if kind.is_socket() {
+        Some(Unfollowable::Socket)
+    } else {
+        Some(Unfollowable::Device)
+    }
+}
+
+/// Why opening failed.
+pub enum OpenError {
+    Unfollowable(Unfollowable),
+    Io(io::Error),
+}
+
+/// Opens `path` for reading if it is a file that can be followed, with its metadata.
+///
+/// Opened without blocking (a path replaced by a FIFO since it was looked at must not
+/// hang the tail), then checked again through the open handle, which is what will be
+/// read: its type, its filesystem, and that an empty file is really empty.
+pub fn open(path: &Path) -> Result<(File, Metadata), OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::Unfollowable(Unfollowable::SymlinkLoop),
+            _ => OpenError::Io(err),
+        })?;
+    let metadata = file.metadata().map_err(OpenError::Io)?;
+    if let Some(why) = kind_of(&metadata).or_else(|| pseudo_filesystem(&file)) {
+        return Err(OpenError::Unfollowable(why));
+    }
+    if metadata.len() == 0 && file.read_at(&mut [0], 0).map_err(OpenError::Io)? > 0 {
+        return Err(OpenError::Unfollowable(Unfollowable::NoSize));
+    }
+    Ok((file, metadata))
+}
+
+/// The name of the pseudo-filesystem `file` is on, if it is on one.
+fn pseudo_filesystem(file: &File) -> Option<Unfollowable> {
+    // From linux/magic.h: the filesystems whose files are made up when read.
+    const PSEUDO: [(i64, &str); 9] = [
+        (0x9fa0, "procfs"),
+        (0x6265_6572, "sysfs"),
+        (0x6462_6720, "debugfs"),
+        (0x7472_6163, "tracefs"),
+        (0x0027_e0eb, "cgroupfs"),
+        (0x6367_7270, "cgroup2fs"),
+        (0x7363_6673, "securityfs"),
+        (0x6265_6570, "configfs"),
+        (0xcafe_4a11, "bpffs"),
+    ];
+    let mut stats = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the struct it is given when it returns 0; it is read only
+    // then. The descriptor is open for the duration of the call.
+    let filled = unsafe { libc::fstatfs(file.as_raw_fd(), stats.as_mut_ptr()) } == 0;
+    if !filled {
+        return None;
+    }
+    // SAFETY: fstatfs returned 0, so the struct is initialised.
+    let stats = unsafe { stats.assume_init() };
+    // `f_type`'s integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = stats.f_type as i64;
+    PSEUDO
+        .iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, name)| Unfollowable::PseudoFilesystem(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_with_honest_sizes_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.log");
+        std::fs::write(&file, "x\n").unwrap();
+        assert!(matches!(inspect(&file), Found::File(_)));
+        assert!(open(&file).is_ok());
+        assert!(matches!(
+            inspect(dir.path()),
+            Found::Unfollowable(Unfollowable::Directory)
+        ));
+        assert!(matches!(inspect(&dir.path().join("none")), Found::Missing));
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            inspect(&fifo),
+            Found::Unfollowable(Unfollowable::Fifo)
+        ));
+        assert!(matches!(
+            open(&fifo),
+            Err(OpenError::Unfollowable(Unfollowable::Fifo))
+        ));
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        assert!(matches!(
+            inspect(&looped),
+            Found::Unfollowable(Unfollowable::SymlinkLoop)
+        ));
+        assert!(matches!(
+            open(Path::new("/proc/self/status")),
+            Err(OpenError::Unfollowable(Unfollowable::PseudoFilesystem(
+                "procfs"
+            )))
+        ));
+        assert!(matches!(
+            inspect(Path::new("/dev/null")),
+            Found::Unfollowable(Unfollowable::Device)
+        ));
+    }
+}
