@@ -24,6 +24,8 @@ pub enum Event {
     LogLines(LogLines),
     /// A log line that matched a named pattern.
     LogMatch(LogMatch),
+    /// Lines a pattern could not decide within its limits.
+    PatternErrors(PatternErrors),
     /// The result of one scheduled health check, after its retries.
     ProbeResult(ProbeResult),
 }
@@ -34,6 +36,7 @@ impl Event {
         match self {
             Event::LogLines(_) => EventKind::LogLines,
             Event::LogMatch(_) => EventKind::LogMatch,
+            Event::PatternErrors(_) => EventKind::PatternErrors,
             Event::ProbeResult(_) => EventKind::ProbeResult,
         }
     }
@@ -45,6 +48,7 @@ impl Event {
 pub enum EventKind {
     LogLines,
     LogMatch,
+    PatternErrors,
     ProbeResult,
 }
 
@@ -54,6 +58,7 @@ impl EventKind {
         match self {
             EventKind::LogLines => "log lines",
             EventKind::LogMatch => "log matches",
+            EventKind::PatternErrors => "pattern errors",
             EventKind::ProbeResult => "probe results",
         }
     }
@@ -123,6 +128,40 @@ pub struct LogMatch {
     pub description: Arc<str>,
     /// The matching line, without its line end.
     pub line: String,
+}
+
+/// Lines of one block that a pattern could not decide within its limits (a
+/// backtracking pattern ran out of backtracks or of time): neither matches nor
+/// non-matches, so they are counted rather than dropped as "no match".
+#[derive(Clone, Debug)]
+pub struct PatternErrors {
+    pub service: ServiceName,
+    pub path: Arc<str>,
+    pub at: SystemTime,
+    pub pattern: Arc<str>,
+    pub reason: PatternErrorReason,
+    /// How many lines of the block.
+    pub lines: u32,
+}
+
+/// Why a pattern could not decide a line: a closed set, fit for a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternErrorReason {
+    /// Every try hit the backtracking engine's limit.
+    BacktrackLimit,
+    /// The line's (or the block's) time budget ran out.
+    TimeBudget,
+}
+
+impl PatternErrorReason {
+    /// The name in JSON and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatternErrorReason::BacktrackLimit => "backtrack_limit",
+            PatternErrorReason::TimeBudget => "time_budget",
+        }
+    }
 }
 
 /// The result of one health check tick: the last attempt's outcome, after retries.

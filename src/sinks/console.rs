@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::event::{
-    Event, FailureReason, LogLines, LogMatch, Outcome, PerfSample, ProbeKind, ProbeResult,
-    ProbeStatus,
+    Event, FailureReason, LogLines, LogMatch, Outcome, PatternErrors, PerfSample, ProbeKind,
+    ProbeResult, ProbeStatus,
 };
 use crate::pipeline::{Input, NodeError, Sink};
 
@@ -93,7 +93,33 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
             }
         }
         Event::LogMatch(found) => push_json(buffer, &LogMatchJson::new(found)),
+        Event::PatternErrors(errors) => push_json(buffer, &PatternErrorsJson::new(errors)),
         Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
+    }
+}
+
+#[derive(Serialize)]
+struct PatternErrorsJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    path: &'a str,
+    pattern: &'a str,
+    reason: &'static str,
+    lines: u32,
+}
+
+impl<'a> PatternErrorsJson<'a> {
+    fn new(errors: &'a PatternErrors) -> Self {
+        PatternErrorsJson {
+            event: "pattern_errors",
+            time: humantime::format_rfc3339_millis(errors.at).to_string(),
+            service: &errors.service,
+            path: &errors.path,
+            pattern: &errors.pattern,
+            reason: errors.reason.as_str(),
+            lines: errors.lines,
+        }
     }
 }
 

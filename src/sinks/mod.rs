@@ -49,6 +49,7 @@ impl SinkConfig {
         &[
             EventKind::LogLines,
             EventKind::LogMatch,
+            EventKind::PatternErrors,
             EventKind::ProbeResult,
         ]
     }

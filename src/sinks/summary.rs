@@ -2,10 +2,14 @@
 //! severity, each check's result, printed for humans or as JSON when the run ends.
 //!
 //! Not a sink users configure: `aegis run --once` attaches it to every source and stage
-//! of the graph. It counts from the events alone, as every sink does.
+//! of the graph. It counts from the events alone, as every sink does, except for the
+//! list of configured patterns, which it is given so that a pattern that matched
+//! nothing is listed with 0 rather than left out. Paths are shown from the current
+//! folder when they are inside it, as users typed them.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,14 +19,22 @@ use serde::Serialize;
 use crate::event::{Event, ProbeResult, Severity};
 use crate::pipeline::{Input, NodeError, Sink};
 use crate::sinks::console::ProbeResultJson;
+use crate::text::Escaped;
 
 /// Counts gathered so far; shared with whoever prints them at the end.
 #[derive(Debug, Default)]
 pub struct Summary {
     files: BTreeMap<(Arc<str>, Arc<str>), FileCounts>,
-    patterns: BTreeMap<(Arc<str>, Severity), u64>,
+    patterns: BTreeMap<(Arc<str>, Severity), PatternCounts>,
     /// The last result of each check (a `--once` run has one per check).
     checks: BTreeMap<(Arc<str>, Arc<str>), ProbeResult>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct PatternCounts {
+    matches: u64,
+    /// Lines the pattern could not decide.
+    errors: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -34,6 +46,18 @@ struct FileCounts {
 }
 
 impl Summary {
+    /// A summary that lists every configured pattern (name and severity), matched or
+    /// not.
+    pub fn expecting<'a>(patterns: impl IntoIterator<Item = (&'a str, Severity)>) -> Summary {
+        let patterns = (patterns.into_iter())
+            .map(|(name, severity)| ((name.into(), severity), PatternCounts::default()))
+            .collect();
+        Summary {
+            patterns,
+            ..Summary::default()
+        }
+    }
+
     pub fn record(&mut self, event: &Event) {
         match event {
             Event::LogLines(lines) => {
@@ -47,10 +71,16 @@ impl Summary {
                 counts.lossy += u64::from(lines.lossy);
             }
             Event::LogMatch(found) => {
-                *self
-                    .patterns
-                    .entry((found.pattern.clone(), found.severity))
-                    .or_default() += 1;
+                let key = (found.pattern.clone(), found.severity);
+                self.patterns.entry(key).or_default().matches += 1;
+            }
+            Event::PatternErrors(errors) => {
+                // Listed under each severity the pattern name has (one, in practice).
+                for ((name, _), counts) in &mut self.patterns {
+                    if *name == errors.pattern {
+                        counts.errors += u64::from(errors.lines);
+                    }
+                }
             }
             Event::ProbeResult(result) => {
                 let key = (result.service.clone(), result.check.clone());
@@ -59,24 +89,31 @@ impl Summary {
         }
     }
 
-    /// The summary as printed, with the run's duration.
-    pub fn report(&self, elapsed: Duration) -> Report {
+    /// The summary as printed, with the run's duration; paths inside `here` (the
+    /// current folder) are shown from it.
+    pub fn report(&self, elapsed: Duration, here: Option<&Path>) -> Report {
+        let shown = |path: &str| match here.and_then(|here| Path::new(path).strip_prefix(here).ok())
+        {
+            Some(inside) if !inside.as_os_str().is_empty() => inside.to_string_lossy().into_owned(),
+            _ => path.to_owned(),
+        };
         let files: Vec<FileReport> = self
             .files
             .iter()
             .map(|((service, path), counts)| FileReport {
                 service: service.to_string(),
-                path: path.to_string(),
+                path: shown(path),
                 counts: *counts,
             })
             .collect();
         let patterns: Vec<PatternReport> = self
             .patterns
             .iter()
-            .map(|((name, severity), matches)| PatternReport {
+            .map(|((name, severity), counts)| PatternReport {
                 name: name.to_string(),
                 severity: *severity,
-                matches: *matches,
+                matches: counts.matches,
+                errors: counts.errors,
             })
             .collect();
         let by_severity = |severity| {
@@ -129,6 +166,8 @@ pub struct PatternReport {
     pub name: String,
     pub severity: Severity,
     pub matches: u64,
+    /// Lines the pattern could not decide within its limits.
+    pub errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,18 +205,38 @@ impl Report {
             writeln!(
                 f,
                 "{:>12} {:>14} {:>8} {:>8}  {:<16} {}",
-                c.lines, c.bytes, c.cut, c.lossy, file.service, file.path
+                c.lines,
+                c.bytes,
+                c.cut,
+                c.lossy,
+                Escaped(&file.service).to_string(),
+                Escaped(&file.path)
             )?;
         }
+        writeln!(
+            f,
+            "(cut: lines longer than max_line_bytes, kept up to it; lossy: lines with invalid UTF-8, read with U+FFFD in its place)"
+        )?;
         writeln!(f, "patterns ({})", self.patterns.len())?;
-        writeln!(f, "{:>12}  {:<9} pattern", "matches", "severity")?;
+        writeln!(
+            f,
+            "{:>12} {:>8}  {:<9} pattern",
+            "matches", "errors", "severity"
+        )?;
         for pattern in &self.patterns {
             writeln!(
                 f,
-                "{:>12}  {:<9} {}",
+                "{:>12} {:>8}  {:<9} {}",
                 pattern.matches,
+                pattern.errors,
                 pattern.severity.as_str(),
-                pattern.name
+                Escaped(&pattern.name)
+            )?;
+        }
+        if self.patterns.iter().any(|pattern| pattern.errors > 0) {
+            writeln!(
+                f,
+                "(errors: lines a pattern could not decide within its time and backtracking limits; neither matches nor non-matches)"
             )?;
         }
         let s = &self.severities;
@@ -212,9 +271,9 @@ impl Report {
                 check.outcome.as_str(),
                 check.latency.as_secs_f64() * 1e3,
                 check.attempts,
-                check.service,
-                check.check,
-                check.detail
+                Escaped(&check.service).to_string(),
+                Escaped(&check.check).to_string(),
+                Escaped(&check.detail)
             )?;
         }
         Ok(())
@@ -292,7 +351,7 @@ mod tests {
         ] {
             summary.record(&event);
         }
-        let report = summary.report(Duration::from_secs(2));
+        let report = summary.report(Duration::from_secs(2), None);
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["files"][0]["lines"], 4);
         assert_eq!(json["files"][0]["cut"], 2);

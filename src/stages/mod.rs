@@ -49,7 +49,7 @@ impl StageConfig {
     /// What the stage emits.
     pub fn outputs(&self) -> &'static [EventKind] {
         match self {
-            StageConfig::LogPatterns(_) => &[EventKind::LogMatch],
+            StageConfig::LogPatterns(_) => &[EventKind::LogMatch, EventKind::PatternErrors],
         }
     }
 

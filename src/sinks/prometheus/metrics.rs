@@ -51,6 +51,7 @@ pub struct Metrics {
     log_cut: IntCounterVec,
     log_lossy: IntCounterVec,
     matches: IntCounterVec,
+    pattern_errors: IntCounterVec,
     node_received: IntCounterVec,
     node_sent: IntCounterVec,
     node_queued: IntGaugeVec,
@@ -290,6 +291,16 @@ impl Metrics {
                     &["service", "pattern", "severity"],
                 ),
             ),
+            pattern_errors: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_log_pattern_errors_total",
+                        "Log lines a pattern could not decide within its limits (backtrack limit or time budget): neither matches nor non-matches.",
+                    ),
+                    &["service", "pattern", "reason"],
+                ),
+            ),
             node_received: family(
                 &r,
                 IntCounterVec::new(
@@ -346,6 +357,10 @@ impl Metrics {
         match event {
             Event::LogLines(lines) => self.record_lines(lines),
             Event::LogMatch(found) => self.record_match(found),
+            Event::PatternErrors(errors) => {
+                let labels = [&*errors.service, &*errors.pattern, errors.reason.as_str()];
+                (self.pattern_errors.with_label_values(&labels)).inc_by(u64::from(errors.lines));
+            }
             Event::ProbeResult(result) => self.record_result(result),
         }
     }

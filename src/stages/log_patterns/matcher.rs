@@ -11,8 +11,12 @@
 //!    (`\d{3}ms`) are joined, as widened copies without assertions (see
 //!    `CompiledPattern::scan_source`), into one regex run over the whole block; each
 //!    line it hits is tested against those patterns.
-//! 3. **Every line**: fancy-regex patterns without a required literal are tested on
-//!    every line. This is the slow path, and only such patterns take it.
+//! 3. **Every line**: fancy-regex patterns with neither a required literal nor a
+//!    widened copy the regex crate takes are tested on every line. This is the slow
+//!    path, and only such patterns take it.
+//!
+//! A fancy-regex pattern may leave a line undecided (see `pattern.rs`): such lines are
+//! reported apart from the matches, never as "no match".
 //!
 //! A block is whole lines, each ending in `\n`. Whatever finds a candidate line, the
 //! patterns are run on the line alone, without its line end (`\n` or `\r\n`), so every
@@ -22,8 +26,8 @@ use aho_corasick::{AhoCorasick, MatchKind, Span, packed};
 use memchr::memmem;
 
 use super::literals::LiteralSet;
-use super::pattern::CompiledPattern;
-use crate::event::trim_line_end;
+use super::pattern::{CompiledPattern, Verdict};
+use crate::event::{PatternErrorReason, trim_line_end};
 
 /// Index of a pattern in the matcher's list.
 pub type PatternId = usize;
@@ -36,11 +40,28 @@ pub struct LineMatch {
     pub pattern: PatternId,
 }
 
+/// A line a pattern could not decide, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Undecided {
+    pub pattern: PatternId,
+    pub reason: PatternErrorReason,
+}
+
+/// What [`Matcher::find`] reports: the matches, and the lines left undecided.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub matches: Vec<LineMatch>,
+    pub undecided: Vec<Undecided>,
+}
+
 pub struct Matcher {
     patterns: Vec<CompiledPattern>,
     prefilter: Option<Prefilter>,
     scan: Option<Scan>,
     every_line: Vec<PatternId>,
+    /// The patterns on the backtracking engine, whose time budgets start anew with
+    /// each block.
+    backtracking: Vec<PatternId>,
     /// The block, ASCII-lowercased: reused between blocks, as large as the largest.
     lowered: Vec<u8>,
     candidates: Vec<PatternId>,
@@ -117,11 +138,15 @@ impl Matcher {
             every_line.sort_unstable();
             scan
         });
+        let backtracking = (0..patterns.len())
+            .filter(|&id| patterns[id].backtracks())
+            .collect();
         Ok(Matcher {
             patterns,
             prefilter,
             scan,
             every_line,
+            backtracking,
             lowered: Vec::new(),
             candidates: Vec::new(),
         })
@@ -132,9 +157,13 @@ impl Matcher {
     }
 
     /// Appends every (line, pattern) match of `block` to `found`, in line order and,
-    /// within a line, in pattern order. `block` is whole `\n`-terminated lines.
-    pub fn find(&mut self, block: &[u8], found: &mut Vec<LineMatch>) {
-        let first = found.len();
+    /// within a line, in pattern order, and the lines a pattern could not decide.
+    /// `block` is whole `\n`-terminated lines.
+    pub fn find(&mut self, block: &[u8], found: &mut Found) {
+        for &id in &self.backtracking {
+            self.patterns[id].start_block();
+        }
+        let first = found.matches.len();
         if let Some(prefilter) = &self.prefilter {
             lowercase_into(block, &mut self.lowered);
             prefilter.find(
@@ -169,7 +198,7 @@ impl Matcher {
             + scans
             + usize::from(!self.every_line.is_empty());
         if searches > 1 {
-            found[first..].sort_unstable_by_key(|m| (m.start, m.pattern));
+            found.matches[first..].sort_unstable_by_key(|m| (m.start, m.pattern));
         }
     }
 }
@@ -220,7 +249,7 @@ impl Prefilter {
         lowered: &[u8],
         patterns: &mut [CompiledPattern],
         candidates: &mut Vec<PatternId>,
-        found: &mut Vec<LineMatch>,
+        found: &mut Found,
     ) {
         let mut at = 0;
         while let Some((hit, literal)) = self.searcher.find(lowered, Span::from(at..lowered.len()))
@@ -281,7 +310,7 @@ impl Scan {
         (Scan { searches }, unscannable)
     }
 
-    fn find(&self, block: &[u8], patterns: &mut [CompiledPattern], found: &mut Vec<LineMatch>) {
+    fn find(&self, block: &[u8], patterns: &mut [CompiledPattern], found: &mut Found) {
         for (search, ids) in &self.searches {
             let mut at = 0;
             // A block ends with `\n`, so a hit at its very end lies on no line.
@@ -297,23 +326,29 @@ impl Scan {
     }
 }
 
-/// Tests the line `block[start..end]` against `ids`, recording each match.
+/// Tests the line `block[start..end]` against `ids`, recording each match (and each
+/// pattern that could not tell).
 fn test_line(
     block: &[u8],
     start: usize,
     end: usize,
     ids: &[PatternId],
     patterns: &mut [CompiledPattern],
-    found: &mut Vec<LineMatch>,
+    found: &mut Found,
 ) {
     let line = trim_line_end(&block[start..end]);
     for &id in ids {
-        if patterns[id].is_match(line) {
-            found.push(LineMatch {
+        match patterns[id].verdict(line) {
+            Verdict::Match => found.matches.push(LineMatch {
                 start,
                 end,
                 pattern: id,
-            });
+            }),
+            Verdict::NoMatch => {}
+            Verdict::Undecided(reason) => found.undecided.push(Undecided {
+                pattern: id,
+                reason,
+            }),
         }
     }
 }
@@ -360,9 +395,11 @@ mod tests {
 
     /// (line number, pattern) of every match, for readable assertions.
     fn matches(m: &mut Matcher, block: &str) -> Vec<(usize, PatternId)> {
-        let mut found = Vec::new();
+        let mut found = Found::default();
         m.find(block.as_bytes(), &mut found);
+        assert!(found.undecided.is_empty(), "{:?}", found.undecided);
         found
+            .matches
             .iter()
             .map(|f| {
                 (
@@ -429,11 +466,24 @@ plain FATALITY is not FATAL?\n\
     }
 
     #[test]
-    fn lookaround_without_literals_is_tested_on_every_line() {
+    fn lookaround_without_literals_is_scanned_by_its_widened_copy() {
         let patterns = [r"^(?!.*INFO).*\d$", r"\bFATAL\b"];
         let mut m = matcher(&patterns);
-        assert_eq!(m.every_line, [0]);
+        assert!(m.every_line.is_empty());
+        assert_eq!(m.scan.as_ref().map(|scan| scan.searches.len()), Some(1));
         assert_eq!(matches(&mut m, BLOCK), reference(&patterns, BLOCK));
+    }
+
+    #[test]
+    fn a_pattern_too_big_to_widen_is_tested_on_every_line() {
+        // fancy-regex runs the repetition itself; its widened copy, `\w{2000}`, is past
+        // the regex crate's size limit.
+        let patterns = [r"(\w{100}(?!y)){20}"];
+        let mut m = matcher(&patterns);
+        assert_eq!(m.every_line, [0]);
+        let block = format!("short\n{}\n", "a".repeat(2000));
+        assert_eq!(matches(&mut m, &block), [(1, 0)]);
+        assert_eq!(matches(&mut m, &block), reference(&patterns, &block));
     }
 
     #[test]
@@ -612,10 +662,11 @@ plain FATALITY is not FATAL?\n\
                 matched += expected.len();
             }
         }
-        // The test means something only if the cases match often and use every path.
+        // The test means something only if the cases match often and use both block
+        // paths (random patterns never need the every-line one: see the test above).
         assert!(matched > 5_000, "{matched} matches");
         assert!(
-            paths.iter().all(|&count| count > 20),
+            paths[..2].iter().all(|&count| count > 20),
             "matchers per path: {paths:?}"
         );
     }

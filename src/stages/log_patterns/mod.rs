@@ -5,7 +5,10 @@
 //! patterns and then gives one match per pattern. The matching is done a block of
 //! lines at a time by [`matcher`], which searches the block for the literals the
 //! patterns require ([`literals`]) and runs regexes only on lines that hold them; the
-//! result is exactly that of testing every line against every pattern.
+//! result is exactly that of testing every line against every pattern. A pattern that
+//! needs the backtracking engine may leave a line undecided within its time and
+//! backtrack limits ([`pattern`]); such lines are counted in a [`PatternErrors`] event
+//! per block, pattern and reason, never taken as "no match" in silence.
 //!
 //! ```yaml
 //! stages:
@@ -28,10 +31,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use self::matcher::{LineMatch, Matcher};
-use self::pattern::CompiledPattern;
+use self::matcher::{Found, Matcher, Undecided};
+use self::pattern::{BLOCK_BUDGET, CompiledPattern, LINE_BUDGET, catastrophic_shape};
 use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::{Event, LogMatch, Severity};
+use crate::event::{Event, LogMatch, PatternErrors, Severity};
 use crate::pipeline::Stage;
 
 /// One named pattern, as configured.
@@ -120,6 +123,15 @@ impl LogPatternsConfig {
                 Ok(pattern) => compiled.push(pattern),
                 Err(message) => diag.error(&config.origin.key("pattern"), message),
             }
+            if let Some(shape) = catastrophic_shape(&config.pattern) {
+                let message = format!(
+                    "pattern `{}` needs the backtracking engine (for its lookaround or backreferences), and {shape}: such a pattern can take seconds on one line. Each line gets at most {} ms of it, each block {} ms; lines it cannot decide in time are counted in aegis_log_pattern_errors_total. Rewrite the repetition (`(a+)+` matches what `a+` does) or make it atomic (`(?>a+)+`)",
+                    config.name,
+                    LINE_BUDGET.as_millis(),
+                    BLOCK_BUDGET.as_millis()
+                );
+                diag.warn(&config.origin.key("pattern"), message);
+            }
         }
         if diag.has_errors() {
             return None;
@@ -127,7 +139,7 @@ impl LogPatternsConfig {
         match Matcher::new(compiled) {
             Ok(matcher) => Some(LogPatterns {
                 matcher,
-                found: Vec::new(),
+                found: Found::default(),
             }),
             Err(message) => {
                 diag.error(
@@ -143,8 +155,8 @@ impl LogPatternsConfig {
 /// A running `log_patterns` stage.
 pub struct LogPatterns {
     matcher: Matcher,
-    /// Matches of the current block, reused between blocks.
-    found: Vec<LineMatch>,
+    /// What the current block gave, reused between blocks.
+    found: Found,
 }
 
 impl Stage for LogPatterns {
@@ -152,9 +164,29 @@ impl Stage for LogPatterns {
         let Event::LogLines(lines) = event else {
             return;
         };
-        self.found.clear();
+        self.found.matches.clear();
+        self.found.undecided.clear();
         self.matcher.find(&lines.text, &mut self.found);
-        for found in &self.found {
+        // One event per pattern and reason, with the count of lines.
+        self.found
+            .undecided
+            .sort_unstable_by_key(|u| (u.pattern, u.reason));
+        for group in self
+            .found
+            .undecided
+            .chunk_by(|a, b| (a.pattern, a.reason) == (b.pattern, b.reason))
+        {
+            let Undecided { pattern, reason } = group[0];
+            out.push(Event::PatternErrors(PatternErrors {
+                service: lines.service.clone(),
+                path: lines.path.clone(),
+                at: lines.at,
+                pattern: self.matcher.patterns()[pattern].name.clone(),
+                reason,
+                lines: group.len() as u32,
+            }));
+        }
+        for found in &self.found.matches {
             let pattern = &self.matcher.patterns()[found.pattern];
             let line = crate::event::trim_line_end(&lines.text[found.start..found.end]);
             out.push(Event::LogMatch(LogMatch {

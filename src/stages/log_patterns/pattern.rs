@@ -2,21 +2,59 @@
 //!
 //! Patterns are written in the regex crate's syntax, extended by fancy-regex for what
 //! the regex crate refuses on principle (lookaround, backreferences, atomic groups).
-//! A pattern the regex crate accepts is compiled by it, so it runs on its DFA; only
-//! the others fall to fancy-regex's backtracker. Either way the literal requirement
-//! comes from one walk over a regex-syntax HIR: for a fancy pattern, the HIR of a
-//! widened copy in which every fancy construct is replaced by something that matches
-//! at least as much.
+//! A pattern the regex crate accepts is compiled by it, so it runs on its DFA in time
+//! linear in the line; only the others fall to fancy-regex's backtracker. Either way
+//! the literal requirement comes from one walk over a regex-syntax HIR: for a fancy
+//! pattern, the HIR of a widened copy in which every fancy construct is replaced by
+//! something that matches at least as much.
+//!
+//! A backtracker can take exponential time on some lines (`(?=a)(a+)+b` took 12 s on
+//! one line of 64 KiB), so a fancy pattern is run with care, and never decides a line
+//! it could not finish as "no match":
+//!
+//! - the widened copy runs first, on the regex crate: a line it does not match cannot
+//!   match, and a match can only start where one of the copy's does, so the backtracker
+//!   starts at the copy's leftmost match;
+//! - the backtracker is then tried at one start position at a time, each try bounded
+//!   by a backtrack limit, and the time is checked between tries: a line gets at most
+//!   [`LINE_BUDGET`], and a pattern at most [`BLOCK_BUDGET`] per block (the lines after
+//!   that are not tried);
+//! - a line left undecided (a try hit the backtrack limit, or time ran out) is
+//!   reported as such ([`Verdict::Undecided`]), counted, and logged once per pattern.
+//!
+//! This is the one place where the stage looks at a clock: to bound its own CPU time,
+//! never to decide anything about events.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use fancy_regex::Expr;
+use fancy_regex::{Expr, RegexInput};
 use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 use super::PatternConfig;
 use super::literals::Requirement;
 use crate::config::regex::{character, syntax_problem};
-use crate::event::Severity;
+use crate::event::{PatternErrorReason, Severity};
+
+/// The most time one line may take a backtracking pattern.
+pub const LINE_BUDGET: Duration = Duration::from_millis(25);
+
+/// The most time one block of lines may take a backtracking pattern.
+pub const BLOCK_BUDGET: Duration = Duration::from_millis(250);
+
+/// How many times one try of a backtracking pattern, at one start position, may
+/// backtrack. Sane patterns need tens on a line; the default (a million) lets one try
+/// take a tenth of a second or more.
+const BACKTRACK_LIMIT: usize = 100_000;
+
+/// Whether a line matches a pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    NoMatch,
+    /// The pattern could not tell within its limits.
+    Undecided(PatternErrorReason),
+}
 
 /// A pattern ready to test lines.
 #[derive(Debug)]
@@ -36,10 +74,14 @@ enum LineRegex {
         regex: regex::bytes::Regex,
         scan: String,
     },
-    /// Needs fancy-regex; `warned` makes its first runtime error (backtrack limit)
-    /// logged once rather than once per line.
+    /// Needs fancy-regex. `widened` matches at least wherever `regex` does (see
+    /// [`CompiledPattern::scan_source`]); `scan` is its source.
     Fancy {
         regex: fancy_regex::Regex,
+        widened: Option<(regex::bytes::Regex, String)>,
+        /// Time spent on the current block, against [`BLOCK_BUDGET`].
+        spent: Duration,
+        /// Whether an undecided line was logged already: once per pattern.
         warned: bool,
     },
 }
@@ -56,16 +98,29 @@ impl CompiledPattern {
                 let scan = without_assertions(&hir).to_string();
                 (LineRegex::Plain { regex, scan }, Some(hir))
             }
-            Err(plain_err) => match fancy_regex::Regex::new(source) {
-                Ok(regex) => (
-                    LineRegex::Fancy {
-                        regex,
-                        warned: false,
-                    },
-                    widened_hir(source),
-                ),
-                Err(fancy_err) => return Err(describe_error(config, &plain_err, &fancy_err)),
-            },
+            Err(plain_err) => {
+                let built = fancy_regex::RegexBuilder::new(source)
+                    .backtrack_limit(BACKTRACK_LIMIT)
+                    .build();
+                match built {
+                    Ok(regex) => {
+                        let hir = widened_hir(source);
+                        let widened = hir.as_ref().and_then(|hir| {
+                            let scan = without_assertions(hir).to_string();
+                            let regex = regex::bytes::Regex::new(&scan).ok()?;
+                            Some((regex, scan))
+                        });
+                        let regex = LineRegex::Fancy {
+                            regex,
+                            widened,
+                            spent: Duration::ZERO,
+                            warned: false,
+                        };
+                        (regex, hir)
+                    }
+                    Err(fancy_err) => return Err(describe_error(config, &plain_err, &fancy_err)),
+                }
+            }
         };
         Ok(CompiledPattern {
             name: config.name.as_str().into(),
@@ -77,19 +132,39 @@ impl CompiledPattern {
     }
 
     /// Whether `line` (without its line end, valid UTF-8) matches.
-    pub fn is_match(&mut self, line: &[u8]) -> bool {
+    pub fn verdict(&mut self, line: &[u8]) -> Verdict {
         match &mut self.regex {
-            LineRegex::Plain { regex, .. } => regex.is_match(line),
-            LineRegex::Fancy { regex, warned } => {
-                let text = String::from_utf8_lossy(line);
-                regex.is_match(text.as_ref()).unwrap_or_else(|err| {
-                    if !std::mem::replace(warned, true) {
-                        tracing::warn!(pattern = %self.name, error = %err, "Pattern failed on a line; counting it as no match.");
-                    }
-                    false
-                })
+            LineRegex::Plain { regex, .. } => match regex.is_match(line) {
+                true => Verdict::Match,
+                false => Verdict::NoMatch,
+            },
+            LineRegex::Fancy {
+                regex,
+                widened,
+                spent,
+                warned,
+            } => {
+                let verdict = run_fancy(regex, widened.as_ref().map(|(w, _)| w), line, spent);
+                if let Verdict::Undecided(reason) = verdict
+                    && !std::mem::replace(warned, true)
+                {
+                    tracing::warn!(pattern = %crate::text::Escaped(&self.name), reason = reason.as_str(), "Pattern could not decide a line within its limits; such lines are counted in aegis_log_pattern_errors_total, not taken as matches or not.");
+                }
+                verdict
             }
         }
+    }
+
+    /// A new block begins: a backtracking pattern's time budget starts again.
+    pub fn start_block(&mut self) {
+        if let LineRegex::Fancy { spent, .. } = &mut self.regex {
+            *spent = Duration::ZERO;
+        }
+    }
+
+    /// Whether the pattern runs on the backtracking engine.
+    pub fn backtracks(&self) -> bool {
+        matches!(self.regex, LineRegex::Fancy { .. })
     }
 
     /// For a pattern the regex crate compiles, a regex to search whole blocks with:
@@ -102,11 +177,89 @@ impl CompiledPattern {
     /// removes matches) and its capture groups (whose names could clash in a union),
     /// so it matches at least the same text; lines it hits are then tested with the
     /// pattern itself.
+    ///
+    /// For a fancy pattern, the widened copy is built the same way from the pattern's
+    /// widened HIR, when the regex crate takes it.
     pub fn scan_source(&self) -> Option<&str> {
         match &self.regex {
             LineRegex::Plain { scan, .. } => Some(scan),
-            LineRegex::Fancy { .. } => None,
+            LineRegex::Fancy { widened, .. } => widened.as_ref().map(|(_, scan)| scan.as_str()),
         }
+    }
+}
+
+/// Runs a backtracking pattern on `line` within its budgets (see the module doc).
+fn run_fancy(
+    regex: &fancy_regex::Regex,
+    widened: Option<&regex::bytes::Regex>,
+    line: &[u8],
+    spent: &mut Duration,
+) -> Verdict {
+    // Where a match can start at the earliest: where the widened copy's leftmost match
+    // does, since it matches wherever the pattern does, from the same start.
+    let first = match widened.map(|widened| widened.find(line)) {
+        Some(None) => return Verdict::NoMatch,
+        Some(Some(found)) => found.start(),
+        None => 0,
+    };
+    if *spent >= BLOCK_BUDGET {
+        return Verdict::Undecided(PatternErrorReason::TimeBudget);
+    }
+    let text = String::from_utf8_lossy(line);
+    let began = Instant::now();
+    let deadline = began + LINE_BUDGET.min(BLOCK_BUDGET - *spent);
+    let mut verdict = Verdict::NoMatch;
+    let mut at = first;
+    loop {
+        let input = RegexInput::new(text.as_ref()).from_pos(at).anchored(true);
+        match regex.find_input(input) {
+            Ok(Some(_)) => {
+                verdict = Verdict::Match;
+                break;
+            }
+            Ok(None) => {}
+            // A later start may still match; if none does, the line is undecided.
+            Err(_) => verdict = Verdict::Undecided(PatternErrorReason::BacktrackLimit),
+        }
+        if at >= text.len() {
+            break;
+        }
+        at += text[at..].chars().next().map_or(1, char::len_utf8);
+        if Instant::now() >= deadline {
+            verdict = Verdict::Undecided(PatternErrorReason::TimeBudget);
+            break;
+        }
+    }
+    *spent += began.elapsed();
+    verdict
+}
+
+/// Why a fancy pattern's shape is known to be slow on the backtracking engine: an
+/// unbounded repetition inside another (`(a+)+`, `(\w+\s?)*`), which can try
+/// exponentially many ways to split a line before it fails. `None` for the others.
+pub fn catastrophic_shape(source: &str) -> Option<&'static str> {
+    if regex_syntax::parse(source).is_ok() {
+        return None; // the regex crate runs it, in linear time
+    }
+    let tree = Expr::parse_tree(source).ok()?;
+    nests_repetitions(&tree.expr, false)
+        .then_some("it nests one unbounded repetition inside another, as in `(a+)+`")
+}
+
+/// Whether `expr` holds an unbounded repetition inside another (`inside`: `expr` is
+/// already inside one). An atomic group never backtracks into itself: it is safe.
+fn nests_repetitions(expr: &Expr, inside: bool) -> bool {
+    match expr {
+        Expr::Repeat { child, hi, .. } => {
+            let unbounded = *hi == usize::MAX;
+            (unbounded && inside) || nests_repetitions(child, inside || unbounded)
+        }
+        Expr::Concat(children) | Expr::Alt(children) => children
+            .iter()
+            .any(|child| nests_repetitions(child, inside)),
+        Expr::Group(child) => nests_repetitions(child, inside),
+        Expr::LookAround(child, _) => nests_repetitions(child, inside),
+        _ => false,
     }
 }
 
@@ -226,32 +379,108 @@ mod tests {
         }
     }
 
+    impl CompiledPattern {
+        fn matches(&mut self, line: &[u8]) -> bool {
+            self.verdict(line) == Verdict::Match
+        }
+    }
+
     #[test]
     fn plain_patterns_use_the_regex_crate() {
         let mut p =
             CompiledPattern::compile(&config(r"(?i)(out of memory|java\.lang\.OutOfMemoryError)"))
                 .unwrap();
         assert!(p.scan_source().is_some());
-        assert!(p.is_match(b"2026 ERROR java.lang.OutOfMemoryError: Java heap space"));
-        assert!(p.is_match(b"kernel: Out Of Memory: Killed process 12"));
-        assert!(!p.is_match(b"memory is fine"));
+        assert!(p.matches(b"2026 ERROR java.lang.OutOfMemoryError: Java heap space"));
+        assert!(p.matches(b"kernel: Out Of Memory: Killed process 12"));
+        assert!(!p.matches(b"memory is fine"));
     }
 
     #[test]
     fn lookaround_and_backreferences_use_fancy_regex_and_keep_literals() {
         let mut p = CompiledPattern::compile(&config(r"timeout(?! retried)")).unwrap();
-        assert!(p.scan_source().is_none());
-        assert!(p.is_match(b"connect timeout after 3s"));
-        assert!(!p.is_match(b"connect timeout retried"));
+        assert_eq!(
+            p.scan_source(),
+            Some("(?:timeout)"),
+            "widened: the lookahead dropped"
+        );
+        assert!(p.matches(b"connect timeout after 3s"));
+        assert!(!p.matches(b"connect timeout retried"));
         assert_eq!(p.requirement.primary().unwrap(), &vec![b"timeout".to_vec()]);
 
         let mut p = CompiledPattern::compile(&config(r"(\w+) failed, \1 again")).unwrap();
-        assert!(p.is_match(b"job failed, job again"));
-        assert!(!p.is_match(b"job failed, task again"));
+        assert!(p.matches(b"job failed, job again"));
+        assert!(!p.matches(b"job failed, task again"));
         assert_eq!(
             p.requirement.primary().unwrap(),
             &vec![b" failed, ".to_vec()]
         );
+    }
+
+    /// See issue 8: a backtracking pattern missed a line that matches (the try from the
+    /// line's start hit the backtrack limit) and took 5 s or more on a 64 KiB line.
+    #[test]
+    fn backtracking_patterns_find_late_matches_and_stay_within_their_budget() {
+        let mut p = CompiledPattern::compile(&config(r"((?=[a-z])[a-z]+)+[0-9]")).unwrap();
+        let line = format!("{} and then x1", "abcdefghij".repeat(10));
+        assert_eq!(p.verdict(line.as_bytes()), Verdict::Match);
+        assert_eq!(
+            p.verdict("abcdefghij".repeat(10).as_bytes()),
+            Verdict::NoMatch
+        );
+
+        let mut p = CompiledPattern::compile(&config(r"(?=a)(a+)+b")).unwrap();
+        let started = Instant::now();
+        assert_eq!(p.verdict("a".repeat(65536).as_bytes()), Verdict::NoMatch);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A pattern whose widened copy matches, but whose backtracking does not end:
+        // the line is undecided within the line budget, and the block's budget runs out.
+        let mut p = CompiledPattern::compile(&config(r"(x+x+)+y(?!z)")).unwrap();
+        let line = format!("{}yz", "x".repeat(40));
+        let started = Instant::now();
+        let verdict = p.verdict(line.as_bytes());
+        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+        // The budget plus one try (bounded by the backtrack limit; slower in a debug
+        // build): not the seconds it takes unbounded.
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        for _ in 0..BLOCK_BUDGET.as_millis() / LINE_BUDGET.as_millis() + 1 {
+            p.verdict(line.as_bytes());
+        }
+        let started = Instant::now();
+        assert_eq!(
+            p.verdict(line.as_bytes()),
+            Verdict::Undecided(PatternErrorReason::TimeBudget),
+            "the block's budget is spent"
+        );
+        assert!(started.elapsed() < LINE_BUDGET, "not even tried");
+        p.start_block();
+        assert_eq!(
+            p.verdict(b"xxy"),
+            Verdict::Match,
+            "a new block, a new budget"
+        );
+    }
+
+    #[test]
+    fn catastrophic_shapes_are_known() {
+        assert!(catastrophic_shape(r"(?=a)(a+)+b").is_some());
+        assert!(catastrophic_shape(r"((?=[a-z])[a-z]+)+[0-9]").is_some());
+        assert!(
+            catastrophic_shape(r"(a+)+b").is_none(),
+            "the regex crate runs it"
+        );
+        assert!(catastrophic_shape(r"(?>a+)+(?=b)").is_none(), "atomic");
+        assert!(catastrophic_shape(r"timeout(?! retried)").is_none());
+        assert!(catastrophic_shape(r"(\w+) failed, \1 again").is_none());
     }
 
     #[test]
