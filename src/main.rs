@@ -14,6 +14,7 @@ use aegis::config::{self, LoadError, Loaded};
 use aegis::pipeline::graph::BuildOptions;
 use aegis::pipeline::runtime;
 use aegis::sinks::summary::{Summary, SummarySink};
+use aegis::stages::StageConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
@@ -101,6 +102,32 @@ fn main() -> ExitCode {
         eprintln!("aegis: {err:#}");
         ExitCode::FAILURE
     })
+}
+
+/// How long a shutdown may take, from the signal: the tails' final drain, then a
+/// moment for stages and sinks to finish what it read.
+const SHUTDOWN_LIMIT: std::time::Duration =
+    aegis::sources::log_tail::FINAL_DRAIN.saturating_add(std::time::Duration::from_secs(5));
+
+/// Raises the soft limit on open files to the hard one: each followed file holds a
+/// descriptor, and the usual soft limit of 1,024 is far below what thousands of
+/// followed files need (the hard limit is usually much higher).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::debug!(soft, "Cannot raise the limit on open files.");
+            }
+        }
+    }
 }
 
 fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
@@ -192,19 +219,42 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    raise_open_files_limit();
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         // Handlers are in place before anything runs, so an early signal is not lost.
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
-            tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => break,
+                    _ = terminate.recv() => break,
+                    // `systemctl reload` and many scripts send SIGHUP; its default action
+                    // would kill Aegis without a drain.
+                    _ = hangup.recv() => tracing::warn!("SIGHUP received: reloading the configuration is not supported yet; Aegis keeps running with the configuration it has."),
+                }
+            }
             tracing::info!("Shutting down: stopping sources, draining stages, flushing sinks.");
             on_signal.cancel();
-            tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
-            tracing::warn!("Second signal: exiting without finishing the shutdown.");
-            std::process::exit(130);
+            tokio::select! {
+                _ = interrupt.recv() => {
+                    tracing::warn!("Second signal: exiting without finishing the shutdown.");
+                    std::process::exit(130);
+                }
+                _ = terminate.recv() => {
+                    tracing::warn!("Second signal: exiting without finishing the shutdown.");
+                    std::process::exit(130);
+                }
+                // Whatever is stuck (a stage on a pathological line, a sink that cannot
+                // flush), a shutdown ends in bounded time.
+                _ = tokio::time::sleep(SHUTDOWN_LIMIT) => {
+                    tracing::error!(limit = ?SHUTDOWN_LIMIT, "Shutdown took too long; exiting without waiting for the rest.");
+                    std::process::exit(1);
+                }
+            }
         });
 
         let Loaded {
@@ -212,7 +262,12 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
             pipeline,
             ..
         } = loaded;
-        let summary = Arc::new(Mutex::new(Summary::default()));
+        // Every configured pattern is listed in the summary, matched or not.
+        let patterns = (pipeline.stages.iter()).flat_map(|stage| match &stage.config {
+            StageConfig::LogPatterns(config) => config.patterns.iter(),
+        });
+        let summary = Summary::expecting(patterns.map(|p| (p.name.as_str(), p.severity)));
+        let summary = Arc::new(Mutex::new(summary));
         if once {
             graph.remove_implicit_sinks(&pipeline);
             graph.add_sink_of_everything(
@@ -226,7 +281,7 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
             let report = summary
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .report(started.elapsed());
+                .report(started.elapsed(), std::env::current_dir().ok().as_deref());
             match format {
                 Format::Human => print_out(&report.to_string())?,
                 Format::Json => {
