@@ -5,6 +5,9 @@
 //! HTTP server (hyper, HTTP/1.1) renders them when scraped. It listens on 127.0.0.1
 //! unless told otherwise.
 //!
+//! Scrapes within a second share one rendering, and at most [`MAX_PAGES`] renderings
+//! are in memory at once: past that, scrapes are served the last one again.
+//!
 //! ```yaml
 //! sinks:
 //!   metrics:
@@ -28,7 +31,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use self::metrics::Metrics;
@@ -112,8 +115,7 @@ impl PrometheusConfig {
     }
 }
 
-/// Connections served at once; more wait to be accepted. Each may hold a rendered page
-/// (a few megabytes for thousands of checks) until its client reads it.
+/// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 16;
 
 /// How long a client may take to send its request's headers.
@@ -125,6 +127,12 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Scrapes within this long of a rendering share it rather than render again.
 const RENDER_REUSE: Duration = Duration::from_secs(1);
+
+/// Rendered pages (a few megabytes each for thousands of checks) in memory at once: the
+/// latest, and older ones still being sent to clients that read slowly. Scrapes share a
+/// page rather than copy it, so what a page costs does not depend on how many clients
+/// are sent it.
+const MAX_PAGES: usize = 4;
 
 /// A running `prometheus` sink.
 pub struct Prometheus {
@@ -147,10 +155,7 @@ impl Sink for Prometheus {
             let address = listener.local_addr().unwrap_or(self.listen);
             tracing::info!(%address, path = %self.path, "Serving metrics.");
             let metrics = Arc::new(Mutex::new(Metrics::expecting(&self.checks)));
-            let pages = Arc::new(Pages {
-                metrics: Arc::clone(&metrics),
-                last: tokio::sync::Mutex::new(None),
-            });
+            let pages = Arc::new(Pages::new(Arc::clone(&metrics)));
             let server = tokio::spawn(serve(listener, pages, self.path));
             while let Some(batch) = input.recv().await {
                 let mut metrics = metrics.lock().unwrap_or_else(PoisonError::into_inner);
@@ -166,31 +171,73 @@ impl Sink for Prometheus {
 /// Rendered pages, shared by scrapes that come close together.
 struct Pages {
     metrics: Arc<Mutex<Metrics>>,
-    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+    /// The latest page, and when it was rendered: at first, never (and empty).
+    last: tokio::sync::Mutex<(Option<Instant>, Bytes)>,
+    /// [`MAX_PAGES`] permits, one held by each page in memory (see [`Rendered`]).
+    in_memory: Arc<Semaphore>,
 }
 
 impl Pages {
+    fn new(metrics: Arc<Mutex<Metrics>>) -> Pages {
+        Pages {
+            metrics,
+            last: tokio::sync::Mutex::new((None, Bytes::new())),
+            in_memory: Arc::new(Semaphore::new(MAX_PAGES)),
+        }
+    }
+
     /// The page: the last one if it is recent, else a new one. Only the refresh holds
     /// the metrics (briefly); the encoding runs off the async threads, and one at a
     /// time: a burst of scrapes waits for one rendering and shares it.
+    ///
+    /// With [`MAX_PAGES`] in memory already, the last page is served again, however
+    /// old: a scrape never waits for another client, and pages cannot pile up behind
+    /// clients that do not read. The oldest goes at the latest when its connection's
+    /// time is up ([`CONNECTION_TIMEOUT`]).
     async fn page(&self) -> Bytes {
         let mut last = self.last.lock().await;
-        if let Some((at, page)) = last.as_ref()
-            && at.elapsed() < RENDER_REUSE
-        {
+        let (rendered, page) = &*last;
+        if rendered.is_some_and(|at| at.elapsed() < RENDER_REUSE) {
             return page.clone();
         }
+        let Ok(permit) = Arc::clone(&self.in_memory).try_acquire_owned() else {
+            // Every permit is held by a page in memory, the last among them: no page
+            // was ever rendered without one.
+            tracing::debug!(
+                age = ?rendered.map(|at| at.elapsed()),
+                "Serving an older metrics page: slow clients hold the newer ones."
+            );
+            return page.clone();
+        };
         let rendering = self
             .metrics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .refresh(SystemTime::now(), stats::current().as_deref());
-        let page: Bytes = match tokio::task::spawn_blocking(move || rendering.encode()).await {
-            Ok(text) => text.into(),
-            Err(err) => format!("# rendering failed: {err}\n").into(),
+        let text = match tokio::task::spawn_blocking(move || rendering.encode()).await {
+            Ok(text) => text,
+            Err(err) => format!("# rendering failed: {err}\n").into_bytes(),
         };
-        *last = Some((Instant::now(), page.clone()));
+        // Every response shares these bytes; the permit goes back once the last of them
+        // is sent (or its connection dropped) and this page is no longer the last.
+        let page = Bytes::from_owner(Rendered {
+            text,
+            _permit: permit,
+        });
+        *last = (Some(Instant::now()), page.clone());
         page
+    }
+}
+
+/// A page's text, and its permit to be in memory.
+struct Rendered {
+    text: Vec<u8>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Rendered {
+    fn as_ref(&self) -> &[u8] {
+        &self.text
     }
 }
 
@@ -224,6 +271,9 @@ async fn serve(listener: TcpListener, pages: Arc<Pages>, path: String) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                // A response's page is queued as it is, not copied into the
+                // connection's buffer: all a connection holds of it is a reference.
+                .writev(true)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
             drop(slot);
@@ -263,4 +313,43 @@ async fn answer<B>(
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
     };
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes the last page too old to share.
+    async fn age(pages: &Pages) {
+        pages.last.lock().await.0 = Instant::now().checked_sub(RENDER_REUSE);
+    }
+
+    /// Whether `page` is none of `pages` (the same bytes, not equal ones).
+    fn new(page: &Bytes, pages: &[Bytes]) -> bool {
+        pages.iter().all(|other| other.as_ptr() != page.as_ptr())
+    }
+
+    #[tokio::test]
+    async fn pages_held_by_slow_clients_are_bounded_and_the_last_is_served_again() {
+        let pages = Pages::new(Arc::new(Mutex::new(Metrics::expecting(&[]))));
+        // Clients that never read hold every page they are sent.
+        let mut held = Vec::new();
+        for _ in 0..MAX_PAGES {
+            age(&pages).await;
+            let page = pages.page().await;
+            assert!(new(&page, &held));
+            held.push(page);
+        }
+        age(&pages).await;
+        let again = pages.page().await;
+        assert_eq!(
+            again.as_ptr(),
+            held[MAX_PAGES - 1].as_ptr(),
+            "the last again"
+        );
+        // Once a client has been sent its page, a new one can be rendered.
+        held.remove(0);
+        age(&pages).await;
+        assert!(new(&pages.page().await, &held));
+    }
 }
