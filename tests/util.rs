@@ -204,21 +204,54 @@ pub fn events<'a>(
 }
 
 /// One HTTP/1.1 request to `address` (`host:port`), with no body: the response's
-/// status line and body. Reading gives up after [`PATIENCE`].
+/// status line and body. Gives up after [`PATIENCE`].
 pub fn http(address: &str, method: &str, target: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(PATIENCE))
-        .expect("read timeout");
+    http_within(address, method, target, PATIENCE)
+        .unwrap_or_else(|err| panic!("{method} {target} from {address}: {err}"))
+}
+
+/// [`http`], but an error if the exchange, connecting included, takes longer than
+/// `limit`.
+pub fn http_within(
+    address: &str,
+    method: &str,
+    target: &str,
+    limit: Duration,
+) -> std::io::Result<(String, String)> {
+    use std::io::{Error, ErrorKind, Read, Write};
+    let deadline = Instant::now() + limit;
+    let late = || Error::new(ErrorKind::TimedOut, format!("no response within {limit:?}"));
+    let left = || {
+        Some(deadline.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+            .ok_or_else(late)
+    };
+    let socket = std::net::ToSocketAddrs::to_socket_addrs(address)?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, left()?)?;
+    stream.set_write_timeout(Some(left()?))?;
     write!(
         stream,
         "{method} {target} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
+    )?;
+    let mut response = Vec::new();
+    let mut chunk = [0; 64 * 1024];
+    loop {
+        stream.set_read_timeout(Some(left()?))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => response.extend_from_slice(&chunk[..read]),
+            // A read timeout is `WouldBlock` on Unix.
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(late());
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let response =
+        String::from_utf8(response).map_err(|err| Error::new(ErrorKind::InvalidData, err))?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
+    Ok((status, body.to_owned()))
 }
