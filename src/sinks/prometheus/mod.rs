@@ -5,8 +5,15 @@
 //! HTTP server (hyper, HTTP/1.1) renders them when scraped. It listens on 127.0.0.1
 //! unless told otherwise.
 //!
-//! Scrapes within a second share one rendering, and at most [`MAX_PAGES`] renderings
-//! are in memory at once: past that, scrapes are served the last one again.
+//! The server keeps answering scrapes while other clients misbehave. It serves up to
+//! [`MAX_CONNECTIONS`] connections at once (fewer under a low limit on open files), a
+//! client has [`HEADER_TIMEOUT`] to send a request's head and a connection lasts at
+//! most [`CONNECTION_TIMEOUT`], so slow or silent clients hold little, briefly. Memory
+//! is bounded by pages rather than connections: scrapes within a second share one
+//! rendering, and at most [`MAX_PAGES`] renderings are in memory at once, however many
+//! clients are being sent them; past that, scrapes get the last one again. What it
+//! does not do: tell clients apart. More clients than the cap, each renewing its
+//! connection within the header timeout, still keep a scrape waiting in the backlog.
 //!
 //! ```yaml
 //! sinks:
@@ -115,11 +122,27 @@ impl PrometheusConfig {
     }
 }
 
-/// Connections served at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections served at once, at most; more wait in the listener's backlog. Far more
+/// than the clients a scrape may have to share the server with: 16 let a handful of
+/// slow clients starve Prometheus. Bounded all the same, and by the file descriptors
+/// Aegis may open ([`connection_limit`]): a connection costs a descriptor, a task, a
+/// buffer for its request's head ([`MAX_HEAD_BYTES`]) and, while answered, a reference
+/// to a shared page.
+const MAX_CONNECTIONS: usize = 1024;
 
-/// How long a client may take to send its request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's head (request line and headers). hyper
+/// (1.12) starts this clock when it first reads a connection, so as soon as it is
+/// accepted rather than at its first byte, and again when a connection kept alive
+/// waits for its next request; bytes that trickle in do not extend it. A scrape sends
+/// its head at once, so this is how long a slow or silent client holds a connection
+/// (and a scraper that keeps its connection alive longer between scrapes connects
+/// again).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest request head accepted, in bytes (hyper answers `431` beyond it). A
+/// scrape's takes a few hundred; without a limit hyper buffers up to about 400 KB per
+/// connection while it waits for one.
+const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// How long a connection may last, however busy: a client that stops reading does not
 /// hold its connection and its page for longer.
@@ -153,10 +176,11 @@ impl Sink for Prometheus {
                     })?;
             // The address as bound: with port 0, the port the system chose.
             let address = listener.local_addr().unwrap_or(self.listen);
-            tracing::info!(%address, path = %self.path, "Serving metrics.");
+            let connections = connection_limit();
+            tracing::info!(%address, path = %self.path, connections, "Serving metrics.");
             let metrics = Arc::new(Mutex::new(Metrics::expecting(&self.checks)));
             let pages = Arc::new(Pages::new(Arc::clone(&metrics)));
-            let server = tokio::spawn(serve(listener, pages, self.path));
+            let server = tokio::spawn(serve(listener, connections, pages, self.path));
             while let Some(batch) = input.recv().await {
                 let mut metrics = metrics.lock().unwrap_or_else(PoisonError::into_inner);
                 batch.iter().for_each(|event| metrics.record(event));
@@ -241,13 +265,30 @@ impl AsRef<[u8]> for Rendered {
     }
 }
 
-/// Accepts connections until aborted, [`MAX_CONNECTIONS`] at a time, each served on a
-/// task of its own set (aborted with it).
-async fn serve(listener: TcpListener, pages: Arc<Pages>, path: String) {
+/// [`MAX_CONNECTIONS`], or half the process's limit on open files if that is less
+/// (1,024 is a common one): the checks and the log tails need descriptors too.
+fn connection_limit() -> usize {
+    let mut files = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes to the struct it is given, which outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut files) } != 0 {
+        return MAX_CONNECTIONS;
+    }
+    usize::try_from(files.rlim_cur / 2).map_or(MAX_CONNECTIONS, |half| half.min(MAX_CONNECTIONS))
+}
+
+/// Accepts connections until aborted, `limit` at a time, each served on a task of its
+/// own set (aborted with it).
+async fn serve(listener: TcpListener, limit: usize, pages: Arc<Pages>, path: String) {
     let path: Arc<str> = path.into();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limit));
     let mut connections = JoinSet::new();
     loop {
+        // At the limit, stop accepting until a connection ends (at the latest at its
+        // header timeout or CONNECTION_TIMEOUT); meanwhile the kernel's backlog holds
+        // new ones.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
@@ -271,6 +312,7 @@ async fn serve(listener: TcpListener, pages: Arc<Pages>, path: String) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .max_header_size(MAX_HEAD_BYTES)
                 // A response's page is queued as it is, not copied into the
                 // connection's buffer: all a connection holds of it is a reference.
                 .writev(true)
