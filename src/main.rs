@@ -215,7 +215,7 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     print_warnings(file, &loaded.warnings);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

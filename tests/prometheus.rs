@@ -20,14 +20,14 @@ fn get(address: &str, path: &str) -> (String, String) {
 }
 
 /// The value of the series `series` (name and labels exactly as exposed), if present.
-fn value(metrics: &str, series: &str) -> Option<f64> {
+pub fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Where the daemon serves metrics, from its log line.
-fn metrics_address(aegis: &mut Running) -> String {
+pub fn metrics_address(aegis: &mut Running) -> String {
     aegis.wait_err("Serving metrics.", 1);
     let line = aegis
         .err
@@ -41,7 +41,7 @@ fn metrics_address(aegis: &mut Running) -> String {
 }
 
 /// Scrapes until `done` holds for the metrics, or fails after [`PATIENCE`].
-fn scrape_until(address: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+pub fn scrape_until(address: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (status, body) = get(address, "/metrics");

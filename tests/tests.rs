@@ -5,6 +5,7 @@ mod cli;
 mod config_errors;
 mod examples;
 mod http_service;
+mod live_path;
 mod loghub;
 mod probes;
 mod prometheus;

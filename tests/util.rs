@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 /// generous because the test machine may be loaded.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The `aegis` binary built for these tests.
+/// The `aegis` binary built for these tests, or the one `AEGIS_UNDER_TEST` names: a
+/// way to see a regression test fail on an older build.
 pub fn aegis() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aegis"))
+    match std::env::var_os("AEGIS_UNDER_TEST") {
+        Some(binary) => Command::new(binary),
+        None => Command::new(env!("CARGO_BIN_EXE_aegis")),
+    }
 }
 
 /// Runs `aegis ARGS… FILE` to the end and returns what it did.
@@ -53,6 +57,18 @@ impl Scene {
     pub fn run(&self, extra: &[&str]) -> Running {
         let mut command = aegis();
         command.arg("run").args(extra).arg(self.path("config.yaml"));
+        Running::start(command)
+    }
+
+    /// Starts `aegis run ARGS… config.yaml` from the scene's folder, the configuration
+    /// named as the README shows it: a bare file name.
+    pub fn run_here(&self, args: &[&str]) -> Running {
+        let mut command = aegis();
+        command
+            .current_dir(self.dir.path())
+            .arg("run")
+            .args(args)
+            .arg("config.yaml");
         Running::start(command)
     }
 }
@@ -113,6 +129,30 @@ impl Running {
         }
     }
 
+    /// Reads standard output until `count` lines satisfy `counted` (each line is looked
+    /// at once: fit for hundreds of thousands of lines), or fails after [`PATIENCE`].
+    pub fn wait_out_lines(&mut self, what: &str, count: usize, counted: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = self.out.iter().filter(|line| counted(line)).count();
+        while seen < count {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    seen += usize::from(counted(&line));
+                    self.out.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("timed out waiting for {what} ({seen} of {count})"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail(&format!("output ended before {what} ({seen} of {count})"))
+                }
+            }
+        }
+    }
+
     /// Reads standard error until a line contains `needle` `count` times in all.
     pub fn wait_err(&mut self, needle: &str, count: usize) {
         let deadline = Instant::now() + PATIENCE;
@@ -129,16 +169,21 @@ impl Running {
 
     /// Sends SIGTERM, waits for the exit and reads all the rest of the output.
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid}");
+        self.signal("TERM");
         let status = self.wait();
         self.out.extend(self.stdout.iter());
         self.err.extend(self.stderr.iter());
         status
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...).
+    pub fn signal(&mut self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name} {pid}");
     }
 
     /// Waits for aegis to exit on its own, for at most [`PATIENCE`].

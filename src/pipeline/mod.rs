@@ -8,6 +8,7 @@
 //! closes, then flush. [`graph`] checks and builds a graph from configuration;
 //! [`runtime`] runs it, one task per node, with bounded channels between them.
 
+pub mod dedicated;
 pub mod graph;
 pub mod runtime;
 pub mod stats;

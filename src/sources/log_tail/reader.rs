@@ -33,10 +33,6 @@ const HEAD_BYTES: usize = 256;
 /// copy of a file from another file that merely starts the same way (a banner).
 const RECENT_BYTES: usize = 128;
 
-/// The least a read buffer is allocated with: small reads (a live log growing by a
-/// few lines) share one allocation instead of each taking their own.
-const MIN_BUFFER: usize = 64 * 1024;
-
 /// Which file this is, independent of its name: it survives renames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Identity {
@@ -130,14 +126,12 @@ enum Skip {
 pub struct FileReader {
     file: File,
     identity: Identity,
-    offset: u64,
+    /// The offset read to, the file's first bytes (at most [`HEAD_BYTES`]) and the last
+    /// bytes read (at most [`RECENT_BYTES`]).
+    read: Fingerprint,
     /// Bytes after the last newline read: a line not finished yet.
     partial: Vec<u8>,
     skip: Skip,
-    /// The first bytes of the file, at most [`HEAD_BYTES`].
-    head: Vec<u8>,
-    /// The last bytes read, at most [`RECENT_BYTES`], ending at `offset`.
-    recent: Vec<u8>,
     max_line: usize,
     /// Whether a cut line, a lossy line and a failed read of this file were logged
     /// already: each kind is logged once per file.
@@ -165,21 +159,25 @@ impl FileReader {
         let mut reader = FileReader {
             file,
             identity: Identity::of(metadata),
-            offset,
+            read: Fingerprint {
+                head: Vec::new(),
+                recent: Vec::new(),
+                offset,
+            },
             partial: Vec::new(),
             skip: Skip::Nothing,
-            head: Vec::new(),
-            recent: Vec::new(),
             max_line,
             logged_cut: false,
             logged_lossy: false,
             logged_error: false,
         };
-        reader.head = read_exactly_at(&reader.file, offset.min(HEAD_BYTES as u64) as usize, 0)?;
+        reader.read.head =
+            read_exactly_at(&reader.file, offset.min(HEAD_BYTES as u64) as usize, 0)?;
         let recent_len = offset.min(RECENT_BYTES as u64);
-        reader.recent = read_exactly_at(&reader.file, recent_len as usize, offset - recent_len)?;
+        reader.read.recent =
+            read_exactly_at(&reader.file, recent_len as usize, offset - recent_len)?;
         // Starting after a line that is unfinished there: its rest is not a line.
-        if reader.recent.last().is_some_and(|&last| last != b'\n') {
+        if reader.read.recent.last().is_some_and(|&last| last != b'\n') {
             reader.skip = Skip::RestOfFirstLine;
         }
         Ok(reader)
@@ -190,48 +188,45 @@ impl FileReader {
     }
 
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.read.offset
     }
 
     /// What has been read so far, to recognise this file's content elsewhere.
-    pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint {
-            head: self.head.clone(),
-            recent: self.recent.clone(),
-            offset: self.offset,
-        }
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.read
     }
 
     /// Reads what the file has grown by, up to `budget` bytes, into `buffer` (empty;
     /// lent for the read), and returns the complete lines now available.
     ///
-    /// The size is looked at before reading, so an idle file costs a `fstat` and no
-    /// read, and again after: a copytruncate can happen between any two reads, and then
-    /// the old offset points into the middle of the new content. Checked afterwards,
-    /// nothing read at a stale offset is passed on: the file is shorter than what was
-    /// read, or its first bytes changed.
+    /// The size is looked at before reading, so an idle file costs a `fstat` (and a
+    /// look at its first bytes) and no read. The first bytes are looked at again after
+    /// a read: a copytruncate can happen between any two reads, and then the old offset
+    /// points into the middle of the new content. Checked afterwards, nothing read at a
+    /// stale offset is passed on.
     pub fn read_block(&mut self, budget: usize, buffer: &mut BytesMut) -> io::Result<ReadOutcome> {
         debug_assert!(buffer.is_empty());
         let size = self.file.metadata()?.len();
-        if self.rewritten(size)? {
-            return Ok(self.restart());
-        }
-        if size == self.offset {
+        if size <= self.read.offset {
+            if self.rewritten(size)? {
+                return Ok(self.restart());
+            }
             return Ok(ReadOutcome::Lines {
                 block: None,
                 at_end: true,
             });
         }
-        let want = (size - self.offset).min(budget.max(1) as u64) as usize;
+        let want = (size - self.read.offset).min(budget.max(1) as u64) as usize;
         let needed = self.partial.len() + want;
         if buffer.capacity() < needed {
-            *buffer = BytesMut::with_capacity(needed.max(MIN_BUFFER));
+            // Exactly what this read needs: a live log grows by a few lines at a time,
+            // and a bulk read asks for its whole budget.
+            *buffer = BytesMut::with_capacity(needed);
         }
         buffer.extend_from_slice(&self.partial);
         let start = buffer.len();
         buffer.resize(start + want, 0);
-        let read = read_at(&self.file, &mut buffer[start..], self.offset);
-        let read = match read {
+        let read = match read_at(&self.file, &mut buffer[start..], self.read.offset) {
             Ok(read) => read,
             Err(err) => {
                 buffer.clear();
@@ -239,41 +234,44 @@ impl FileReader {
             }
         };
         buffer.truncate(start + read);
-        let size_after = self.file.metadata()?.len();
-        if size_after < self.offset + read as u64 || self.rewritten(size_after)? {
+        if self.rewritten(self.read.offset + read as u64)? {
             buffer.clear();
             return Ok(self.restart());
         }
-        self.offset += read as u64;
-        remember_recent(&mut self.recent, &buffer[start..]);
-        if self.head.len() < HEAD_BYTES && self.offset > self.head.len() as u64 {
-            let len = self.offset.min(HEAD_BYTES as u64) as usize;
-            self.head = read_exactly_at(&self.file, len, 0)?;
+        self.read.offset += read as u64;
+        remember_recent(&mut self.read.recent, &buffer[start..]);
+        if self.read.head.len() < HEAD_BYTES && self.read.offset > self.read.head.len() as u64 {
+            let len = self.read.offset.min(HEAD_BYTES as u64) as usize;
+            self.read.head = read_exactly_at(&self.file, len, 0)?;
         }
         self.partial.clear();
         let block = self.take_lines(buffer);
         Ok(ReadOutcome::Lines {
             block,
-            at_end: read == 0 || self.offset >= size_after,
+            at_end: read < want || self.read.offset >= size,
         })
     }
 
     /// Whether the file, now `size` bytes long, is shorter than what was read from it,
     /// or its first bytes are not the ones remembered.
     fn rewritten(&self, size: u64) -> io::Result<bool> {
-        Ok(size < self.offset
-            || (!self.head.is_empty()
-                && read_exactly_at(&self.file, self.head.len(), 0)? != self.head))
+        if size < self.read.offset {
+            return Ok(true);
+        }
+        let head = &self.read.head;
+        let mut now = [0; HEAD_BYTES];
+        let read = read_at(&self.file, &mut now[..head.len()], 0)?;
+        Ok(now[..read] != head[..])
     }
 
     /// Starts over at offset 0, flushing the unfinished line.
     fn restart(&mut self) -> ReadOutcome {
-        let read = self.fingerprint();
+        let read = self.read.clone();
         let partial = self.flush_partial();
-        self.offset = 0;
+        self.read.offset = 0;
         self.skip = Skip::Nothing;
-        self.head.clear();
-        self.recent.clear();
+        self.read.head.clear();
+        self.read.recent.clear();
         ReadOutcome::Restarted { partial, read }
     }
 
@@ -543,7 +541,7 @@ mod tests {
     }
 
     #[test]
-    fn one_buffer_serves_many_small_reads_without_mixing_them() {
+    fn small_reads_take_small_buffers_without_mixing_them() {
         let mut f = fixture(b"");
         let mut reader = open(&f.path, Start::Beginning, 100);
         let mut buffer = BytesMut::new();
@@ -562,8 +560,9 @@ mod tests {
             assert_eq!(&text[..], format!("line {n}\n").as_bytes());
         }
         assert!(
-            buffer.capacity() < MIN_BUFFER,
-            "the one allocation was shared"
+            buffer.capacity() < 64,
+            "each read took what it needed: {}",
+            buffer.capacity()
         );
     }
 
@@ -625,7 +624,7 @@ mod tests {
         let mut f = fixture(b"first line of the old file\nhalf");
         let mut reader = open(&f.path, Start::Beginning, 100);
         assert_eq!(text(read(&mut reader)), "first line of the old file\n");
-        let before = reader.fingerprint();
+        let before = reader.fingerprint().clone();
 
         // copytruncate, then the writer goes on past the old size before we look: the
         // read at the old offset would land mid-line in the new content.
@@ -662,7 +661,7 @@ mod tests {
         let f = fixture(b"banner line\nfirst\nsecond\n");
         let mut reader = open(&f.path, Start::Beginning, 100);
         read(&mut reader);
-        let seen = reader.fingerprint();
+        let seen = reader.fingerprint().clone();
         let dir = f.path.parent().unwrap();
         let candidate = |name: &str, content: &[u8]| {
             let path = dir.join(name);

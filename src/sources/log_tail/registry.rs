@@ -171,9 +171,10 @@ impl FileRegistry {
     }
 
     /// Records what has been read of an open file so far.
-    pub fn update(&self, identity: Identity, read: Fingerprint) {
+    pub fn update(&self, identity: Identity, read: &Fingerprint) {
         if let Some(open) = self.files().open.get_mut(&identity) {
-            open.read = read;
+            // Into the buffers it has: this runs after every read.
+            open.read.clone_from(read);
         }
     }
 
@@ -199,10 +200,10 @@ impl FileRegistry {
 
     /// Records that a file is no longer read, after `read`: it resumes there if it
     /// shows up again.
-    pub fn close(&self, identity: Identity, read: Fingerprint) {
+    pub fn close(&self, identity: Identity, read: &Fingerprint) {
         let mut files = self.files();
         if let Some(open) = files.open.remove(&identity) {
-            remember_closed(&mut files, identity, open.name, read);
+            remember_closed(&mut files, identity, open.name, read.clone());
         }
     }
 
@@ -309,7 +310,7 @@ mod tests {
             },
             "one file, one reader"
         );
-        registry.truncated(original.identity(), original.fingerprint());
+        registry.truncated(original.identity(), original.fingerprint().clone());
         assert_eq!(registry.truncations(), 1);
         assert_eq!(
             place(&registry, "tail", &copy),

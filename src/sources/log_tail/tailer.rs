@@ -604,7 +604,7 @@ impl Tailer {
                         self.keep_reading(path, origin.unwrap_or(name), reader, first);
                     }
                     Err(err) => {
-                        self.registry.close(identity, Default::default());
+                        self.registry.close(identity, &Default::default());
                         self.note(&path, Status::Unreadable(err.kind()), Some(&err));
                     }
                 }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// The shortest time between two readings of the notifications. Short enough that a
 /// line is seen well within 100 ms of its write; long enough that a log written a line
 /// at a time at thousands of lines a second is read in blocks.
-pub const COALESCE: Duration = Duration::from_millis(20);
+pub const COALESCE: Duration = Duration::from_millis(40);
 
 /// How many changed paths a tail is told about before it is told to look at all its
 /// files instead: a folder full of other busy files must not grow the list unbounded.

@@ -50,6 +50,7 @@ use crate::config::regex::syntax_problem;
 use crate::event::{
     Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
 };
+use crate::pipeline::dedicated::Dedicated;
 use crate::pipeline::{NodeError, Output, Source};
 
 /// The options every check has, whatever its protocol.
@@ -380,20 +381,13 @@ struct Scheduled {
 }
 
 impl Source for Scheduled {
-    /// Runs the check on the checks' own thread ([`checks_runtime`]).
+    /// Runs the check on the checks' own thread ([`CHECKS`]).
     fn run(
         self: Box<Self>,
         out: Output,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), NodeError>> {
-        Box::pin(async move {
-            let runtime = checks_runtime().map_err(|source| NodeError::Io {
-                what: "starting the thread health checks run on".into(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            })?;
-            runtime.spawn(self.schedule(out, shutdown)).await?;
-            Ok(())
-        })
+        Box::pin(async move { CHECKS.run(self.schedule(out, shutdown)).await })
     }
 }
 
@@ -413,31 +407,8 @@ fn first_offset(interval: Duration, rng: &mut fastrand::Rng) -> Duration {
     TICK_SLOT * rng.u64(0..slots) as u32
 }
 
-/// The runtime every check runs on: one thread of its own, with a single-threaded
-/// scheduler.
-///
-/// Checks are many small waits (a timer, a connect, a reply) with little work between
-/// them. On the shared multi-threaded runtime each wake-up tends to unpark another
-/// worker and move tasks between threads, and those context switches cost more than
-/// the probes: one thread that sleeps only when no check has anything to do costs
-/// about half the CPU per probe (see docs/benchmarks.md). One thread serves thousands
-/// of checks a second, and keeps them off the threads the log path works on.
-fn checks_runtime() -> Result<&'static tokio::runtime::Handle, &'static std::io::Error> {
-    static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Handle>> =
-        std::sync::OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name("aegis-checks".into())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-            Ok(handle)
-        })
-        .as_ref()
-}
+/// The thread every check runs on (see [`Dedicated`]).
+static CHECKS: Dedicated = Dedicated::new("aegis-checks", true);
 
 impl Scheduled {
     /// Runs a tick every interval until shutdown (or, with `once`, one tick at once).
