@@ -2,6 +2,7 @@
 //! One binary (see `autotests = false` in Cargo.toml), one module per area.
 
 mod cli;
+mod config_checks;
 mod config_errors;
 mod examples;
 mod http_service;

@@ -90,6 +90,11 @@ pub fn folder_of(file: &Path) -> PathBuf {
 /// Parses `text` and decodes whichever form it is in; `None` if the file is not even
 /// shaped like a configuration (its errors are in `diag` either way).
 fn parse(text: &str, spans: &SpanIndex, diag: &mut Diagnostics) -> Option<PipelineConfig> {
+    // Checked first: serde's YAML loader is slow on what the index refuses.
+    if let Some(refusal) = spans.refusal() {
+        diag.error_at_mark(refusal.mark(), &KeyPath::root(), refusal.to_string());
+        return None;
+    }
     // The YAML parser would stop at the first repeated key; report them all, each with
     // the place of the first one.
     for (path, again, first) in spans.duplicates() {

@@ -1,16 +1,28 @@
-//! Line and column of every key and value of a YAML file.
+//! Line and column of every key and value of a YAML file, and the first look at it.
 //!
 //! serde decodes into types and forgets where things were; this index remembers. It
 //! is built from the parse events of `saphyr-parser`, which carry spans, so that an
 //! error found long after decoding (a bad regex, an unknown input id) can still point
 //! at its line. Lookups of a path that is not in the index (a value reached through an
 //! alias, say) fall back to the nearest enclosing path that is.
+//!
+//! Indexing is the first pass over the text, so it is also where a file that cannot
+//! hold a configuration is refused ([`Refusal`]): YAML that does not parse, maps and
+//! lists nested past [`MAX_DEPTH`]. The parser streams its events, so the refusal
+//! comes at the place of the problem, after work linear in the text before it; the
+//! YAML loader behind serde (libyaml's) takes quadratic time on deep nesting, and
+//! never sees a refused file.
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser};
+use saphyr_parser::{Event, Parser, ScanError};
 
 use super::diagnostics::KeyPath;
+
+/// How deeply maps and lists may nest. A configuration needs fewer than 10 levels; the
+/// limit stops a file of nothing but brackets early, since the cost of indexing (and of
+/// the YAML loader) grows with the depth of every node.
+pub const MAX_DEPTH: usize = 64;
 
 /// A place in the file: line and column, both counted from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +33,44 @@ pub struct Mark {
 
 impl Mark {
     const START: Mark = Mark { line: 1, column: 1 };
+}
+
+/// Why a file cannot hold a configuration, whatever its keys say.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The YAML parser's complaint, in its words.
+    #[error("not valid YAML: {message}")]
+    Syntax { at: Mark, message: String },
+    #[error(
+        "maps and lists are nested more than {MAX_DEPTH} levels deep here; a configuration needs fewer than 10"
+    )]
+    TooDeep { at: Mark },
+}
+
+impl Refusal {
+    /// Where the problem is.
+    pub fn mark(&self) -> Mark {
+        match self {
+            Refusal::Syntax { at, .. } | Refusal::TooDeep { at } => *at,
+        }
+    }
+
+    fn from_scan(err: &ScanError) -> Refusal {
+        let at = Mark {
+            line: err.marker().line(),
+            column: err.marker().col() + 1,
+        };
+        // The parser counts nested flow collections (`[`, `{`) in a byte and gives up
+        // at 256. It may read that far ahead before it emits the first of them (to
+        // tell whether it is a key), so this is how most deep flow nesting ends.
+        if err.info() == "recursion limit exceeded" {
+            return Refusal::TooDeep { at };
+        }
+        Refusal::Syntax {
+            at,
+            message: err.info().to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +87,8 @@ pub struct SpanIndex {
     entries: HashMap<KeyPath, Entry>,
     /// Keys given twice in one mapping: the path, where it is again, where it was first.
     duplicates: Vec<(KeyPath, Mark, Mark)>,
+    /// Why the file was not indexed to its end, if it was not.
+    refusal: Option<Refusal>,
 }
 
 enum Frame {
@@ -51,14 +103,17 @@ enum Frame {
 }
 
 impl SpanIndex {
-    /// Indexes `text`. A file the parser rejects gives an empty index: its error is
-    /// reported by the decoder, with its own position.
+    /// Indexes `text`, up to the end or to the first reason to refuse it.
     pub fn build(text: &str) -> SpanIndex {
         let mut index = SpanIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(text) {
-            let Ok((event, span)) = item else {
-                return SpanIndex::default();
+            let (event, span) = match item {
+                Ok(item) => item,
+                Err(err) => {
+                    index.refusal = Some(Refusal::from_scan(&err));
+                    break;
+                }
             };
             let here = Mark {
                 line: span.start.line(),
@@ -70,6 +125,10 @@ impl SpanIndex {
                 | Event::MappingStart(..)
                 | Event::SequenceStart(..) => {
                     let opens = matches!(event, Event::MappingStart(..) | Event::SequenceStart(..));
+                    if opens && stack.len() == MAX_DEPTH {
+                        index.refusal = Some(Refusal::TooDeep { at: here });
+                        break;
+                    }
                     let Some(path) = index.place_node(&mut stack, &event, here) else {
                         // A key. Scalar keys were remembered; a complex key's insides are
                         // walked under a placeholder so the frames stay balanced.
@@ -120,6 +179,12 @@ impl SpanIndex {
                 .insert(path.clone(), Entry { key, value: here });
         }
         Some(path)
+    }
+
+    /// Why the file cannot hold a configuration, if it cannot; the index then covers
+    /// only what comes before the problem.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// Keys written twice in the same mapping (which YAML forbids): each path with the
@@ -238,6 +303,32 @@ sinks: {out: {type: console}}
                 Mark { line: 4, column: 3 },
                 Mark { line: 2, column: 3 }
             )]
+        );
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_where_it_passes() {
+        // Line i opens the i-th map (the last key's value is empty).
+        let maps = |depth: usize| -> String {
+            (0..depth)
+                .map(|i| format!("{}a:\n", " ".repeat(i)))
+                .collect()
+        };
+        assert_eq!(SpanIndex::build(&maps(MAX_DEPTH)).refusal(), None);
+        assert_eq!(
+            SpanIndex::build(&maps(MAX_DEPTH + 1)).refusal(),
+            Some(&Refusal::TooDeep {
+                at: Mark {
+                    line: 65,
+                    column: 65
+                }
+            })
+        );
+        // Deep flow nesting may end at the parser's own limit, further on the line.
+        let refusal = SpanIndex::build(&"[".repeat(100_000)).refusal().cloned();
+        assert!(
+            matches!(refusal, Some(Refusal::TooDeep { at }) if at.line == 1),
+            "{refusal:?}"
         );
     }
 
