@@ -8,10 +8,10 @@
 //!
 //! Indexing is the first pass over the text, so it is also where a file that cannot
 //! hold a configuration is refused ([`Refusal`]): YAML that does not parse, maps and
-//! lists nested past [`MAX_DEPTH`]. The parser streams its events, so the refusal
-//! comes at the place of the problem, after work linear in the text before it; the
-//! YAML loader behind serde (libyaml's) takes quadratic time on deep nesting, and
-//! never sees a refused file.
+//! lists nested past [`MAX_DEPTH`], a second document. The parser streams its events,
+//! so the refusal comes at the place of the problem, after work linear in the text
+//! before it; the YAML loader behind serde (libyaml's) takes quadratic time on deep
+//! nesting, and never sees a refused file.
 
 use std::collections::HashMap;
 
@@ -45,13 +45,20 @@ pub enum Refusal {
         "maps and lists are nested more than {MAX_DEPTH} levels deep here; a configuration needs fewer than 10"
     )]
     TooDeep { at: Mark },
+    /// `---` after a first document (serde would call the repeated keys duplicates).
+    #[error(
+        "the file holds more than one YAML document: a second one begins here; a configuration is one document, so merge them into one or split the file"
+    )]
+    SecondDocument { at: Mark },
 }
 
 impl Refusal {
     /// Where the problem is.
     pub fn mark(&self) -> Mark {
         match self {
-            Refusal::Syntax { at, .. } | Refusal::TooDeep { at } => *at,
+            Refusal::Syntax { at, .. }
+            | Refusal::TooDeep { at }
+            | Refusal::SecondDocument { at } => *at,
         }
     }
 
@@ -107,6 +114,7 @@ impl SpanIndex {
     pub fn build(text: &str) -> SpanIndex {
         let mut index = SpanIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
+        let mut documents = 0;
         for item in Parser::new_from_str(text) {
             let (event, span) = match item {
                 Ok(item) => item,
@@ -143,6 +151,13 @@ impl SpanIndex {
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     stack.pop();
+                }
+                Event::DocumentStart(_) => {
+                    documents += 1;
+                    if documents > 1 {
+                        index.refusal = Some(Refusal::SecondDocument { at: here });
+                        break;
+                    }
                 }
                 _ => {}
             }
