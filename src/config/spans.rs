@@ -8,14 +8,15 @@
 //!
 //! Indexing is the first pass over the text, so it is also where a file that cannot
 //! hold a configuration is refused ([`Refusal`]): YAML that does not parse, maps and
-//! lists nested past [`MAX_DEPTH`], a second document. The parser streams its events,
-//! so the refusal comes at the place of the problem, after work linear in the text
-//! before it; the YAML loader behind serde (libyaml's) takes quadratic time on deep
-//! nesting, and never sees a refused file.
+//! lists nested past [`MAX_DEPTH`], a second document, aliases that multiply the file
+//! (a "billion laughs"). The parser streams its events, so the refusal comes at the
+//! place of the problem, after work linear in the text before it; the YAML loader
+//! behind serde (libyaml's) takes quadratic time on deep nesting, expands every alias,
+//! and never sees a refused file.
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScanError};
+use saphyr_parser::{Event, Parser, ScanError, Span};
 
 use super::diagnostics::KeyPath;
 
@@ -23,6 +24,15 @@ use super::diagnostics::KeyPath;
 /// limit stops a file of nothing but brackets early, since the cost of indexing (and of
 /// the YAML loader) grows with the depth of every node.
 pub const MAX_DEPTH: usize = 64;
+
+/// Aliases may add this many values when expanded, plus [`ALIAS_GROWTH`] per value
+/// written, before the file is refused. Enough to share defaults among many checks;
+/// far below what a "billion laughs" file expands to, and it keeps the loader's work
+/// linear in the size of the file (serde_norway's own limit counts alias jumps, not
+/// what they expand to, and lets a 15 KB file expand to millions of values).
+const ALIAS_ALLOWANCE: u64 = 100_000;
+/// See [`ALIAS_ALLOWANCE`].
+const ALIAS_GROWTH: u64 = 10;
 
 /// A place in the file: line and column, both counted from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +60,11 @@ pub enum Refusal {
         "the file holds more than one YAML document: a second one begins here; a configuration is one document, so merge them into one or split the file"
     )]
     SecondDocument { at: Mark },
+    /// `alias` (`*name`, as written) takes the expanded size past the limit.
+    #[error(
+        "aliases expand past a limit at `{alias}`: each alias repeats the value anchored by its `&name`, and aliases inside anchored values multiply the repeats, here far beyond the size of the file; a configuration needs no such expansion, so write the values out"
+    )]
+    AliasExpansion { at: Mark, alias: String },
 }
 
 impl Refusal {
@@ -58,7 +73,8 @@ impl Refusal {
         match self {
             Refusal::Syntax { at, .. }
             | Refusal::TooDeep { at }
-            | Refusal::SecondDocument { at } => *at,
+            | Refusal::SecondDocument { at }
+            | Refusal::AliasExpansion { at, .. } => *at,
         }
     }
 
@@ -98,6 +114,67 @@ pub struct SpanIndex {
     refusal: Option<Refusal>,
 }
 
+/// The number of values in the file, as written and as its aliases expand.
+#[derive(Default)]
+struct Expansion {
+    written: u64,
+    /// Values the aliases add: each counts as its anchored value's expanded size,
+    /// less the one value the alias itself is.
+    added: u64,
+    /// The expanded size of each anchored value, by anchor id.
+    anchored: HashMap<usize, u64>,
+    /// The anchor id and the expanded size so far of each open map or list,
+    /// innermost last.
+    open: Vec<(usize, u64)>,
+}
+
+impl Expansion {
+    /// Counts a node of the file; returns `false` if aliases took the expanded size
+    /// past the limit with it.
+    fn node(&mut self, event: &Event) -> bool {
+        self.written += 1;
+        match *event {
+            Event::Scalar(_, _, anchor, _) => self.complete(anchor, 1),
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                self.open.push((anchor, 1));
+            }
+            Event::Alias(anchor) => {
+                // The parser refuses an alias to an anchor not seen yet.
+                let size = self.anchored.get(&anchor).copied().unwrap_or(1);
+                // Saturating: each level of a "billion laughs" multiplies the size.
+                self.added = self.added.saturating_add(size - 1);
+                self.complete(0, size);
+            }
+            _ => {}
+        }
+        self.added <= ALIAS_ALLOWANCE.saturating_add(ALIAS_GROWTH.saturating_mul(self.written))
+    }
+
+    /// Closes the innermost open map or list.
+    fn close(&mut self) {
+        if let Some((anchor, size)) = self.open.pop() {
+            self.complete(anchor, size);
+        }
+    }
+
+    /// Records a finished value of `size`: under its anchor, and in its parent.
+    fn complete(&mut self, anchor: usize, size: u64) {
+        // Anchor ids count from 1; 0 is none.
+        if anchor != 0 {
+            self.anchored.insert(anchor, size);
+        }
+        if let Some((_, parent)) = self.open.last_mut() {
+            *parent = parent.saturating_add(size);
+        }
+    }
+}
+
+/// The text of `span`, whose marks count characters.
+fn text_at(text: &str, span: &Span) -> String {
+    let (start, end) = (span.start.index(), span.end.index());
+    text.chars().skip(start).take(end - start).collect()
+}
+
 enum Frame {
     Mapping {
         path: KeyPath,
@@ -115,6 +192,7 @@ impl SpanIndex {
         let mut index = SpanIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0;
+        let mut expansion = Expansion::default();
         for item in Parser::new_from_str(text) {
             let (event, span) = match item {
                 Ok(item) => item,
@@ -137,6 +215,11 @@ impl SpanIndex {
                         index.refusal = Some(Refusal::TooDeep { at: here });
                         break;
                     }
+                    if !expansion.node(&event) {
+                        let alias = text_at(text, &span);
+                        index.refusal = Some(Refusal::AliasExpansion { at: here, alias });
+                        break;
+                    }
                     let Some(path) = index.place_node(&mut stack, &event, here) else {
                         // A key. Scalar keys were remembered; a complex key's insides are
                         // walked under a placeholder so the frames stay balanced.
@@ -151,6 +234,7 @@ impl SpanIndex {
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     stack.pop();
+                    expansion.close();
                 }
                 Event::DocumentStart(_) => {
                     documents += 1;
@@ -343,6 +427,28 @@ sinks: {out: {type: console}}
         let refusal = SpanIndex::build(&"[".repeat(100_000)).refusal().cloned();
         assert!(
             matches!(refusal, Some(Refusal::TooDeep { at }) if at.line == 1),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn aliases_may_share_values_but_not_multiply_the_file() {
+        // 2,000 checks sharing one retry policy.
+        let shared = format!(
+            "defaults: &retry {{max_attempts: 3, initial_delay: 200ms}}\nchecks:\n{}",
+            "  - {name: c, retry: *retry}\n".repeat(2000)
+        );
+        assert_eq!(SpanIndex::build(&shared).refusal(), None);
+        // 15 KB that would expand to 9 million values: one list of 3,000 values,
+        // aliased 3,000 times (serde_norway's own limit lets this through).
+        let wide = format!(
+            "a: &a [{}]\nb: [{}]\n",
+            ["x"; 3000].join(","),
+            ["*a"; 3000].join(",")
+        );
+        let refusal = SpanIndex::build(&wide).refusal().cloned();
+        assert!(
+            matches!(&refusal, Some(Refusal::AliasExpansion { at, alias }) if at.line == 2 && alias == "*a"),
             "{refusal:?}"
         );
     }
