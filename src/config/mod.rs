@@ -127,17 +127,19 @@ fn parse(text: &str, spans: &SpanIndex, diag: &mut Diagnostics) -> Option<Pipeli
             return None;
         }
     };
-    let expected = "expected `logs:` (the service-centric form) or `sources:`, `stages:` and `sinks:` (the pipeline form)";
+    let needs = "a configuration needs `services:` or `logs:` (the service-centric form), or `sources:` and `sinks:` (the pipeline form)";
     let top = match top {
         Value::Mapping(top) => top,
         Value::Null => {
-            diag.error(&KeyPath::root(), format!("the file is empty; {expected}"));
+            let message =
+                format!("the file holds no settings (it is empty, or only comments); {needs}");
+            diag.error(&KeyPath::root(), message);
             return None;
         }
         other => {
             diag.error(
                 &KeyPath::root(),
-                format!("the file holds {}; {expected}", describe(&other)),
+                format!("the file holds {}; {needs}", describe(&other)),
             );
             return None;
         }
@@ -244,7 +246,10 @@ logs:
             ]
         );
         assert!(errors("log: {}\n")[0].contains("unknown key `log`; expected one of `sources`, `stages`, `sinks`, `logs`, `services`, `anomaly_detection`, `alerting`, `prometheus` (did you mean `logs`?)"));
-        assert!(errors("")[0].starts_with("c.yaml:1:1: the file is empty"));
+        assert!(errors("")[0].starts_with("c.yaml:1:1: the file holds no settings"));
+        assert!(errors("- a\n")[0].starts_with(
+            "c.yaml:1:1: the file holds a list; a configuration needs `services:` or `logs:`"
+        ));
         assert!(errors("logs: [a\n")[0].starts_with("c.yaml:2:1: not valid YAML: "));
     }
 }
