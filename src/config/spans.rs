@@ -179,6 +179,9 @@ enum Frame {
     Mapping {
         path: KeyPath,
         pending_key: Option<(String, Mark)>,
+        /// The keys of this map so far, each where it was first given. Each map has
+        /// its own: a path may repeat (`logs:` given twice), a map's keys may not.
+        keys: HashMap<String, Mark>,
     },
     Sequence {
         path: KeyPath,
@@ -259,11 +262,27 @@ impl SpanIndex {
                 *next_index += 1;
                 (item, here)
             }
-            Some(Frame::Mapping { path, pending_key }) => match pending_key.take() {
+            Some(Frame::Mapping {
+                path,
+                pending_key,
+                keys,
+            }) => match pending_key.take() {
                 Some((name, key_mark)) => (path.key(name), key_mark),
                 None => {
                     let name = match event {
-                        Event::Scalar(value, ..) => value.to_string(),
+                        Event::Scalar(value, ..) => {
+                            let name = value.to_string();
+                            match keys.get(&name) {
+                                Some(first) => {
+                                    self.duplicates.push((path.key(&name), here, *first));
+                                }
+                                None => {
+                                    keys.insert(name.clone(), here);
+                                }
+                            }
+                            name
+                        }
+                        // A complex key (a map or list as a key) has no name to compare.
                         _ => "?".to_owned(),
                     };
                     *pending_key = Some((name, here));
@@ -271,12 +290,10 @@ impl SpanIndex {
                 }
             },
         };
-        if let Some(first) = self.entries.get(&path) {
-            self.duplicates.push((path.clone(), key, first.key));
-        } else {
-            self.entries
-                .insert(path.clone(), Entry { key, value: here });
-        }
+        // A path seen before (inside a repeated key) keeps its first place.
+        self.entries
+            .entry(path.clone())
+            .or_insert(Entry { key, value: here });
         Some(path)
     }
 
@@ -289,15 +306,7 @@ impl SpanIndex {
     /// Keys written twice in the same mapping (which YAML forbids): each path with the
     /// place of the repeat and of the first one.
     pub fn duplicates(&self) -> impl Iterator<Item = &(KeyPath, Mark, Mark)> {
-        // Inside a repeated key everything repeats too; only the key itself is news.
-        let repeated = |path: &KeyPath| {
-            self.duplicates
-                .iter()
-                .any(|(other, ..)| path != other && path.starts_with(other))
-        };
-        self.duplicates
-            .iter()
-            .filter(move |(path, ..)| !repeated(path))
+        self.duplicates.iter()
     }
 
     /// Where the value at `path` begins.
@@ -330,6 +339,7 @@ fn frame_for(event: &Event, path: KeyPath) -> Frame {
         _ => Frame::Mapping {
             path,
             pending_key: None,
+            keys: HashMap::new(),
         },
     }
 }
@@ -403,6 +413,19 @@ sinks: {out: {type: console}}
                 Mark { line: 2, column: 3 }
             )]
         );
+    }
+
+    #[test]
+    fn keys_are_unique_per_map_even_inside_a_repeated_key() {
+        let index = SpanIndex::build("a:\n  b: 1\na:\n  b: 2\n  b: 3\nc: [{d: 1}, {d: 2}]\n");
+        let found: Vec<_> = index
+            .duplicates()
+            .map(|(path, again, first)| (path.to_string(), again.line, first.line))
+            .collect();
+        assert_eq!(found, [("a".to_owned(), 3, 1), ("a.b".to_owned(), 5, 4)]);
+        // Complex keys have no name: they are not compared.
+        let complex = SpanIndex::build("? [a]\n: 1\n? [b]\n: 2\n");
+        assert_eq!(complex.duplicates().count(), 0);
     }
 
     #[test]
