@@ -201,6 +201,11 @@ impl<'a> Diagnostics<'a> {
         });
     }
 
+    /// The line of the key at `path`, for a message that names a second place.
+    pub fn line_of(&self, path: &KeyPath) -> usize {
+        self.spans.key_mark(path).line
+    }
+
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }

@@ -33,6 +33,7 @@
 //! run yet (`anomaly_detection`, `alerting`, `prometheus`) are accepted and
 //! reported as not active, so a seed configuration loads unchanged.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -221,11 +222,30 @@ fn expand_services(
     let Some(services) = diag.decode::<Vec<Value>>(value, path) else {
         return;
     };
+    // Where each service name was first given.
+    let mut defined: HashMap<String, KeyPath> = HashMap::new();
     for (i, item) in services.iter().enumerate() {
         let service_path = path.index(i);
         let Some(service) = diag.decode::<ServiceEntry>(item, &service_path) else {
             continue;
         };
+        let name_path = service_path.key("name");
+        // A second entry's checks are still decoded, so their own errors show, but
+        // not added: their ids would clash with the first entry's.
+        let first_line = defined.get(&service.name).map(|first| diag.line_of(first));
+        match first_line {
+            Some(first) => {
+                let message = format!(
+                    "service `{}` is defined twice, at lines {first} and {}; give each service one entry, holding all its health checks",
+                    service.name,
+                    diag.line_of(&name_path)
+                );
+                diag.error(&name_path, message);
+            }
+            None => {
+                defined.insert(service.name.clone(), name_path);
+            }
+        }
         let checks_path = service_path.key("health_checks");
         let mut names: Vec<String> = Vec::new();
         for (j, check) in service.health_checks.iter().enumerate() {
@@ -243,13 +263,15 @@ fn expand_services(
                 );
                 continue;
             }
-            config.sources.push(NodeConfig {
-                id: format!("{}.{name}", service.name),
-                inputs: Vec::new(),
-                config: source,
-                path: check_path,
-                implicit: false,
-            });
+            if first_line.is_none() {
+                config.sources.push(NodeConfig {
+                    id: format!("{}.{name}", service.name),
+                    inputs: Vec::new(),
+                    config: source,
+                    path: check_path,
+                    implicit: false,
+                });
+            }
             names.push(name);
         }
     }
