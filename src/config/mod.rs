@@ -10,6 +10,7 @@
 
 pub mod diagnostics;
 pub mod duration;
+pub mod names;
 pub mod paths;
 pub mod pipeline;
 pub mod regex;

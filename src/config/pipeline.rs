@@ -9,6 +9,7 @@
 use serde_norway::{Mapping, Value};
 
 use super::diagnostics::{Diagnostics, KeyPath, closest};
+use super::names;
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::stages::StageConfig;
@@ -64,25 +65,41 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                 continue;
             };
             let node_path = path.key(id);
+            if let Some(message) = names::problem("node id", id) {
+                diag.error_at_key(&node_path, message);
+            }
             match section {
-                "sources" => config.sources.extend(decode_node(
-                    id,
-                    node,
-                    &node_path,
-                    false,
-                    SourceConfig::TYPES,
-                    SourceConfig::decode,
-                    diag,
-                )),
-                "stages" => config.stages.extend(decode_node(
-                    id,
-                    node,
-                    &node_path,
-                    true,
-                    StageConfig::TYPES,
-                    StageConfig::decode,
-                    diag,
-                )),
+                "sources" => {
+                    let source = decode_node(
+                        id,
+                        node,
+                        &node_path,
+                        false,
+                        SourceConfig::TYPES,
+                        SourceConfig::decode,
+                        diag,
+                    );
+                    if let Some(source) = &source {
+                        check_source_names(source, diag);
+                    }
+                    config.sources.extend(source);
+                }
+                "stages" => {
+                    let stage = decode_node(
+                        id,
+                        node,
+                        &node_path,
+                        true,
+                        StageConfig::TYPES,
+                        StageConfig::decode,
+                        diag,
+                    );
+                    if let Some(StageConfig::LogPatterns(stage)) = stage.as_ref().map(|n| &n.config)
+                    {
+                        names::check_patterns(diag, &stage.patterns);
+                    }
+                    config.stages.extend(stage);
+                }
                 _ => config.sinks.extend(decode_node(
                     id,
                     node,
@@ -107,6 +124,22 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         }
     }
     config
+}
+
+/// Reports the service and check names of a source that hold a control character.
+fn check_source_names(source: &NodeConfig<SourceConfig>, diag: &mut Diagnostics) {
+    let (service, check) = match &source.config {
+        SourceConfig::LogTail(tail) => (tail.service.as_str(), None),
+        probe => match probe.check() {
+            Some((service, check)) => (service, Some(check)),
+            None => return,
+        },
+    };
+    names::check(diag, &source.path.key("service"), "service name", service);
+    // A check without a `check:` is named after the node, whose id is checked already.
+    if let Some(check) = check.filter(|check| *check != source.id) {
+        names::check(diag, &source.path.key("check"), "check name", check);
+    }
 }
 
 type DecodeOptions<C> = fn(&str, &Value, &KeyPath, &mut Diagnostics) -> Option<C>;

@@ -41,6 +41,7 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use super::diagnostics::{Diagnostics, KeyPath, closest};
+use super::names;
 use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
 use crate::event::EventKind;
 use crate::sinks::SinkConfig;
@@ -230,6 +231,7 @@ fn expand_services(
             continue;
         };
         let name_path = service_path.key("name");
+        names::check(diag, &name_path, "service name", &service.name);
         // A second entry's checks are still decoded, so their own errors show, but
         // not added: their ids would clash with the first entry's.
         let first_line = defined.get(&service.name).map(|first| diag.line_of(first));
@@ -247,13 +249,13 @@ fn expand_services(
             }
         }
         let checks_path = service_path.key("health_checks");
-        let mut names: Vec<String> = Vec::new();
+        let mut check_names: Vec<String> = Vec::new();
         for (j, check) in service.health_checks.iter().enumerate() {
             let check_path = checks_path.index(j);
             let Some((name, source)) = expand_check(&service.name, check, &check_path, diag) else {
                 continue;
             };
-            if names.contains(&name) {
+            if check_names.contains(&name) {
                 diag.error(
                     &check_path.key("name"),
                     format!(
@@ -272,7 +274,7 @@ fn expand_services(
                     implicit: false,
                 });
             }
-            names.push(name);
+            check_names.push(name);
         }
     }
 }
@@ -328,6 +330,7 @@ fn expand_check(
             return None;
         }
     };
+    names::check(diag, &path.key("name"), "check name", &name);
     options.insert("service".into(), service.into());
     options.insert("check".into(), name.clone().into());
     let source = SourceConfig::decode(source_type, &Value::Mapping(options), path, diag)?;
@@ -342,6 +345,7 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
         return;
     }
     let global = decode_patterns(&section.patterns, &path.key("patterns"), diag);
+    names::check_patterns(diag, &global);
     let files_path = path.key("files");
     if section.files.is_empty() {
         diag.error(
@@ -354,12 +358,16 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
         let Some(file) = diag.decode::<LogFile>(item, &file_path) else {
             continue;
         };
-        let mut patterns: Vec<PatternConfig> = global.clone();
-        patterns.extend(decode_patterns(
-            &file.patterns,
-            &file_path.key("patterns"),
+        names::check(
             diag,
-        ));
+            &file_path.key("service"),
+            "service name",
+            &file.service,
+        );
+        let own = decode_patterns(&file.patterns, &file_path.key("patterns"), diag);
+        names::check_patterns(diag, &own);
+        let mut patterns: Vec<PatternConfig> = global.clone();
+        patterns.extend(own);
         if patterns.is_empty() {
             diag.warn(&file_path, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`); it is not watched");
             continue;
