@@ -335,6 +335,16 @@ mod tests {
         assert_eq!(output.malformed, 0);
     }
 
+    /// Reported from a hostile run: `'new''line'` must read `new'line`, wherever the
+    /// item is (first line or long output, first or later item, unit or not).
+    #[test]
+    fn a_doubled_quote_in_a_quoted_label_is_one_quote() {
+        let output =
+            parse_plugin_output("OK|'new''line'=1 a=2 'new''line'=3s\nmore | 'new''line'=4;5;6");
+        assert_eq!(labels(&output), ["new'line", "a", "new'line", "new'line"]);
+        assert_eq!(output.malformed, 0);
+    }
+
     #[test]
     fn spacing_crlf_and_trailing_semicolons() {
         let output =
