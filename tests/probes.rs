@@ -231,6 +231,7 @@ fn tcp_checks_connect_send_and_expect() {
       - {{ name: connect, type: tcp, address: "{addr}" }}
       - {{ name: pong, type: tcp, address: "{addr}", send: "PING\r\n", expect: '^\+PONG' }}
       - {{ name: wrong_reply, type: tcp, address: "{addr}", send: "HELLO\r\n", expect: '^\+PONG' }}
+      - {{ name: binary_reply, type: tcp, address: "{addr}", send: "BINARY\r\n", expect: '^\+PONG' }}
       - {{ name: refused, type: tcp, address: "{refused}" }}
       - {{ name: blackholed, type: tcp, address: "{blackhole}", timeout: 1s }}
       - {{ name: unresolvable, type: tcp, address: "no-port-given" }}
@@ -249,6 +250,15 @@ fn tcp_checks_connect_send_and_expect() {
         "down",
         Some("body"),
         r#"reply does not match `^\+PONG`: "-ERR unknown command\r\n""#,
+    );
+    // Raw bytes in a detail would reach the text log and the --once table as they
+    // are: an escape sequence recolours the terminal.
+    expect(
+        &results,
+        "binary_reply",
+        "down",
+        Some("body"),
+        r#"reply does not match `^\+PONG`: "\x00\x01\xfe\xffBIN\x1b[31m\r\n""#,
     );
     expect(
         &results,

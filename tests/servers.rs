@@ -218,7 +218,8 @@ impl GrpcServer {
     }
 }
 
-/// A TCP server that answers `PING` with `+PONG` and anything else with `-ERR`.
+/// A TCP server that answers `PING` with `+PONG`, `BINARY` with bytes that are not
+/// text, and anything else with `-ERR`.
 pub struct TcpServer {
     pub addr: SocketAddr,
     _runtime: Runtime,
@@ -238,6 +239,8 @@ impl TcpServer {
                     let n = stream.read(&mut request).await.unwrap_or(0);
                     let reply: &[u8] = if request[..n].starts_with(b"PING") {
                         b"+PONG\r\n"
+                    } else if request[..n].starts_with(b"BINARY") {
+                        b"\x00\x01\xfe\xffBIN\x1b[31m\r\n"
                     } else {
                         b"-ERR unknown command\r\n"
                     };

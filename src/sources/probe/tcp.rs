@@ -12,7 +12,8 @@
 //! ```
 //!
 //! With `expect`, the reply is read until the regex matches, the peer closes, or
-//! [`REPLY_LIMIT`] bytes have come; the attempt's timeout bounds the wait.
+//! [`REPLY_LIMIT`] bytes have come; the attempt's timeout bounds the wait. A reply that
+//! does not match is shown in the result's detail, its first [`SHOWN_BYTES`] escaped.
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ use crate::event::FailureReason;
 
 /// The most of a reply that is read and matched.
 const REPLY_LIMIT: usize = 64 * 1024;
+/// The most of a reply that does not match that is shown in the detail.
+const SHOWN_BYTES: usize = 80;
 
 /// Configuration of a `tcp_probe` (the options besides the shared check options).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -93,9 +96,31 @@ async fn expect_reply(stream: &mut TcpStream, text: &str, regex: &regex::bytes::
             Err(err) => return Attempt::down(super::reason_of(&err), format!("read: {err}")),
         }
     }
-    let shown: String = String::from_utf8_lossy(&reply).chars().take(80).collect();
     Attempt::down(
         FailureReason::Body,
-        format!("reply does not match `{text}`: {shown:?}"),
+        format!("reply does not match `{text}`: {}", shown(&reply)),
     )
+}
+
+/// The start of `reply` for a detail: quoted, each byte that is not printable ASCII
+/// escaped (`\x00`, `\r`, `\xff`), then `…` if there is more. A reply may be binary, and
+/// a detail goes to the text log and the `--once` table as it is, where raw bytes (an
+/// escape sequence, a newline) would garble them.
+fn shown(reply: &[u8]) -> String {
+    let more = if reply.len() > SHOWN_BYTES { "…" } else { "" };
+    let start = &reply[..reply.len().min(SHOWN_BYTES)];
+    format!("\"{}\"{more}", start.escape_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_reply_is_escaped_and_bounded() {
+        assert_eq!(shown(b"-ERR\r\n"), r#""-ERR\r\n""#);
+        assert_eq!(shown(b"\x00\x1b[31m\xff\""), r#""\x00\x1b[31m\xff\"""#);
+        let long = shown(&[0; REPLY_LIMIT]);
+        assert_eq!(long, format!("\"{}\"…", "\\x00".repeat(SHOWN_BYTES)));
+    }
 }
