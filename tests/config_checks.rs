@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Scene, aegis};
+use crate::util::{Scene, aegis, aegis_on};
 
 /// Runs `aegis validate FILE` and returns what it printed, or `None` if it did not end
 /// within `limit` (it is killed then, so that a slow run fails the test at once).
@@ -94,5 +94,134 @@ fn a_flood_of_errors_is_collected_in_linear_time() {
         )) && stderr.ends_with(&format!("\n29999 errors in {file}\n")),
         "{}",
         &stderr[..stderr.len().min(500)]
+    );
+}
+
+/// Runs `aegis ARGS… FILE`, expecting success; returns standard output and error.
+fn succeeds(args: &[&str], file: &Path) -> (String, String) {
+    let output = aegis_on(args, file);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert!(output.status.success(), "{args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// The names of the patterns of stage `id` in what `config expand` printed.
+fn stage_patterns(expanded: &serde_norway::Value, id: &str) -> Vec<String> {
+    let patterns = expanded["stages"][id]["patterns"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("no stage `{id}` in {expanded:?}"));
+    (patterns.iter())
+        .map(|p| p["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// Two entries of `logs.files` naming one file became two tails and two stages: every
+/// line was read twice and every match reported twice. Entries of one service are now
+/// merged; an entry of another service adds nothing. Paths compare as normalised.
+#[test]
+fn a_log_file_listed_twice_is_read_once() {
+    let scene = Scene::new();
+    let config = scene.config(
+        "\
+logs:
+  files:
+    - service: shop
+      path: app.log
+      patterns:
+        - {name: oom, pattern: 'out of memory', severity: critical}
+    - service: shop
+      path: ./app.log
+      patterns:
+        - {name: oom, pattern: 'out of memory', severity: critical}
+        - {name: panic, pattern: '^panic:', severity: critical}
+    - service: cart
+      path: logs/../app.log
+      patterns:
+        - {name: slow, pattern: 'slow', severity: warning}
+    - service: cart
+      path: cart.log
+  patterns:
+    - {name: error, pattern: 'ERROR', severity: warning}
+",
+    );
+    let file = config.display();
+    let (_, warnings) = succeeds(&["validate"], &config);
+    assert_eq!(
+        warnings,
+        format!(
+            "warning: {file}:7:7: logs.files[1]: file `./app.log` is listed twice for service `shop`, here and at line 3 (`logs.files[0]`); the two entries are read as one, with the patterns of both\n\
+             warning: {file}:12:7: logs.files[2]: file `logs/../app.log` is already listed for service `shop` at line 3 (`logs.files[0]`); a file is read once, for its first service, so this entry adds nothing for `cart` (its patterns do not apply)\n"
+        )
+    );
+    let (expanded, _) = succeeds(&["config", "expand"], &config);
+    let expanded: serde_norway::Value = serde_norway::from_str(&expanded).expect("YAML");
+    let ids = |section: &str| -> Vec<String> {
+        (expanded[section].as_mapping().expect("a section").keys())
+            .map(|id| id.as_str().expect("an id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids("sources"), ["shop.log_tail.0", "cart.log_tail.3"]);
+    assert_eq!(
+        ids("stages"),
+        ["shop.log_patterns.0", "cart.log_patterns.3"]
+    );
+    assert_eq!(
+        expanded["sources"]["shop.log_tail.0"]["paths"],
+        serde_norway::Value::from(vec!["app.log"])
+    );
+    assert_eq!(
+        stage_patterns(&expanded, "shop.log_patterns.0"),
+        ["error", "oom", "panic"]
+    );
+    assert_eq!(stage_patterns(&expanded, "cart.log_patterns.3"), ["error"]);
+
+    // Each line is read once, and each match counted once.
+    std::fs::write(scene.path("app.log"), "out of memory\nERROR: x\npanic: y\n").unwrap();
+    let (summary, _) = succeeds(&["run", "--once", "--format", "json"], &config);
+    let summary: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
+    assert_eq!(summary["lines"], 3, "{summary:#}");
+    let matches: Vec<(&str, u64)> = (summary["patterns"].as_array().expect("patterns").iter())
+        .map(|p| (p["name"].as_str().unwrap(), p["matches"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        matches.iter().map(|(_, n)| n).sum::<u64>(),
+        3,
+        "{matches:?}"
+    );
+}
+
+/// In the pipeline form the same file may be listed twice by one `log_tail` or by two;
+/// each file is read once, and a warning names both places.
+#[test]
+fn a_log_file_listed_twice_in_the_pipeline_form_is_warned_about() {
+    let scene = Scene::new();
+    let config = scene.config(
+        "\
+sources:
+  a: {type: log_tail, service: shop, paths: [app.log, ./app.log]}
+  b:
+    type: log_tail
+    service: shop
+    paths: [other.log, logs/../app.log]
+sinks:
+  out: {type: console, inputs: [a, b]}
+",
+    );
+    let file = config.display();
+    let (_, warnings) = succeeds(&["validate"], &config);
+    assert_eq!(
+        warnings,
+        format!(
+            "warning: {file}:2:55: sources.a.paths[1]: `./app.log` names the same file as `app.log` at line 2 (`sources.a.paths[0]`); each file is read once, so list it once\n\
+             warning: {file}:6:24: sources.b.paths[1]: `logs/../app.log` names the same file as `app.log` at line 2 (`sources.a.paths[0]`); each file is read once, so list it once\n"
+        )
+    );
+    let (expanded, _) = succeeds(&["config", "expand"], &config);
+    assert!(
+        expanded.contains("- ./app.log"),
+        "paths are kept as written: {expanded}"
     );
 }

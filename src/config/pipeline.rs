@@ -6,10 +6,12 @@
 //! `aegis config expand`. Each node's options are decoded by its component's own
 //! config type; checking the graph is `pipeline::graph`'s job.
 
+use std::path::{Path, PathBuf};
+
 use serde_norway::{Mapping, Value};
 
 use super::diagnostics::{Diagnostics, KeyPath, closest};
-use super::names;
+use super::{names, paths};
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::stages::StageConfig;
@@ -41,6 +43,7 @@ pub const SECTIONS: [&str; 3] = ["sources", "stages", "sinks"];
 /// Decodes the pipeline-form sections of `top`.
 pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     let mut config = PipelineConfig::default();
+    let mut log_files = LogFiles::default();
     for section in SECTIONS {
         let Some(value) = top.get(section) else {
             continue;
@@ -81,6 +84,9 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                     );
                     if let Some(source) = &source {
                         check_source_names(source, diag);
+                        if let SourceConfig::LogTail(_) = source.config {
+                            log_files.add(node, &node_path, diag);
+                        }
                     }
                     config.sources.extend(source);
                 }
@@ -124,6 +130,39 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         }
     }
     config
+}
+
+/// The files the `log_tail` sources list, to warn about one listed twice: by a source
+/// or by two. The tail reads each file once, so a repeat is harmless but a mistake.
+#[derive(Default)]
+struct LogFiles {
+    /// Each file, as a normalised path, with its first place: as written, and where.
+    listed: Vec<(PathBuf, String, KeyPath)>,
+}
+
+impl LogFiles {
+    /// Adds the `paths` of a `log_tail` node written at `at`, which decoded (so they
+    /// are strings); warns about each path that names a file listed before.
+    fn add(&mut self, node: &Value, at: &KeyPath, diag: &mut Diagnostics) {
+        let listed_here = node.get("paths").and_then(Value::as_sequence);
+        for (k, written) in listed_here.into_iter().flatten().enumerate() {
+            let Some(written) = written.as_str() else {
+                continue;
+            };
+            let here = at.key("paths").index(k);
+            let normal = paths::normalize(Path::new(written));
+            match self.listed.iter().find(|(other, ..)| *other == normal) {
+                Some((_, first, first_at)) => {
+                    let message = format!(
+                        "`{written}` names the same file as `{first}` at line {} (`{first_at}`); each file is read once, so list it once",
+                        diag.line_of(first_at)
+                    );
+                    diag.warn(&here, message);
+                }
+                None => self.listed.push((normal, written.to_owned(), here)),
+            }
+        }
+    }
 }
 
 /// Reports the service and check names of a source that hold a control character.

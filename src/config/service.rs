@@ -27,14 +27,18 @@
 //! ```
 //!
 //! Each health check becomes a probe source `{service}.{name}` of the matching type
-//! (`http_probe`, ...), with the same options. Each entry of `logs.files` becomes a `log_tail` source and a `log_patterns` stage
-//! holding the global patterns and the entry's own; with no sink configured, all
-//! matches and check results go to a `console` sink. Sections this version does not
+//! (`http_probe`, ...), with the same options. Each file of `logs.files` becomes a
+//! `log_tail` source and a `log_patterns` stage holding the global patterns and the
+//! entry's own. Entries naming the same file (compared as normalised paths) are read as
+//! one: those of its first service are merged, those of another service add nothing,
+//! each with a warning. With no sink configured, all matches and check results go to a
+//! `console` sink. Sections this version does not
 //! run yet (`anomaly_detection`, `alerting`, `prometheus`) are accepted and
 //! reported as not active, so a seed configuration loads unchanged.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -42,6 +46,7 @@ use serde_norway::{Mapping, Value};
 
 use super::diagnostics::{Diagnostics, KeyPath, closest};
 use super::names;
+use super::paths;
 use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
 use crate::event::EventKind;
 use crate::sinks::SinkConfig;
@@ -91,8 +96,9 @@ fn enabled() -> bool {
 #[serde(deny_unknown_fields)]
 struct LogFile {
     service: String,
-    /// A path or a glob.
-    path: PathPattern,
+    /// A path or a glob; checked as a [`PathPattern`] when the entry is expanded, and
+    /// kept as written to compare entries.
+    path: String,
     /// Overrides the section's `read_from` for this file.
     read_from: Option<ReadFrom>,
     /// Patterns for this file only, in addition to the section's.
@@ -353,6 +359,7 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
             "no files; list the log files to watch, each with `service` and `path`",
         );
     }
+    let mut watched: Vec<WatchedFile> = Vec::new();
     for (i, item) in section.files.iter().enumerate() {
         let file_path = files_path.index(i);
         let Some(file) = diag.decode::<LogFile>(item, &file_path) else {
@@ -366,33 +373,116 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
         );
         let own = decode_patterns(&file.patterns, &file_path.key("patterns"), diag);
         names::check_patterns(diag, &own);
-        let mut patterns: Vec<PatternConfig> = global.clone();
-        patterns.extend(own);
-        if patterns.is_empty() {
-            diag.warn(&file_path, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`); it is not watched");
+        let pattern = match PathPattern::new(file.path.clone()) {
+            Ok(pattern) => pattern,
+            Err(message) => {
+                diag.error(&file_path.key("path"), message);
+                continue;
+            }
+        };
+        let normal = paths::normalize(Path::new(&file.path));
+        if let Some(first) = watched.iter_mut().find(|w| w.normal == normal) {
+            first.add_entry(&file, own, &file_path, diag);
             continue;
         }
-        let tail_id = format!("{}.log_tail.{i}", file.service);
-        let patterns_id = format!("{}.log_patterns.{i}", file.service);
+        let mut patterns: Vec<PatternConfig> = global.clone();
+        patterns.extend(own);
+        watched.push(WatchedFile {
+            index: i,
+            at: file_path,
+            service: file.service,
+            pattern,
+            normal,
+            read_from: file.read_from.unwrap_or(section.read_from),
+            patterns,
+        });
+    }
+    for file in watched {
+        if file.patterns.is_empty() {
+            diag.warn(&file.at, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`); it is not watched");
+            continue;
+        }
+        let tail_id = format!("{}.log_tail.{}", file.service, file.index);
+        let patterns_id = format!("{}.log_patterns.{}", file.service, file.index);
         config.sources.push(NodeConfig {
             id: tail_id.clone(),
             inputs: Vec::new(),
             config: SourceConfig::LogTail(LogTailConfig {
                 service: file.service,
-                paths: vec![file.path],
-                read_from: file.read_from.unwrap_or(section.read_from),
+                paths: vec![file.pattern],
+                read_from: file.read_from,
                 max_line_bytes: section.max_line_bytes,
                 scan_interval: section.scan_interval,
             }),
-            path: file_path.clone(),
+            path: file.at.clone(),
             implicit: false,
         });
         config.stages.push(NodeConfig {
             id: patterns_id,
             inputs: vec![tail_id],
-            config: StageConfig::LogPatterns(LogPatternsConfig { patterns }),
-            path: file_path,
+            config: StageConfig::LogPatterns(LogPatternsConfig {
+                patterns: file.patterns,
+            }),
+            path: file.at,
             implicit: false,
         });
     }
+}
+
+/// A file of `logs.files`: its first entry, and the patterns of every entry of its
+/// service that names the same file. It becomes one `log_tail` source and one
+/// `log_patterns` stage, so that its lines are read, and matched, once.
+struct WatchedFile {
+    /// The first entry's index in `logs.files` (the node ids end with it) and place.
+    index: usize,
+    at: KeyPath,
+    service: String,
+    pattern: PathPattern,
+    /// The path as written, normalised: entries compare equal on it.
+    normal: PathBuf,
+    /// The first entry's.
+    read_from: ReadFrom,
+    patterns: Vec<PatternConfig>,
+}
+
+impl WatchedFile {
+    /// Takes `entry`, written at `at` after the first entry for the same file: for the
+    /// same service its `own` patterns are added, for another service nothing is (the
+    /// tail of a file reads it for one service). Either way, a warning says so.
+    fn add_entry(
+        &mut self,
+        entry: &LogFile,
+        own: Vec<PatternConfig>,
+        at: &KeyPath,
+        diag: &mut Diagnostics,
+    ) {
+        let first_line = diag.line_of(&self.at);
+        if entry.service != self.service {
+            let message = format!(
+                "file `{}` is already listed for service `{}` at line {first_line} (`{}`); a file is read once, for its first service, so this entry adds nothing for `{}` (its patterns do not apply)",
+                entry.path, self.service, self.at, entry.service
+            );
+            diag.warn(at, message);
+            return;
+        }
+        let message = format!(
+            "file `{}` is listed twice for service `{}`, here and at line {first_line} (`{}`); the two entries are read as one, with the patterns of both",
+            entry.path, entry.service, self.at
+        );
+        diag.warn(at, message);
+        // A pattern written the same in both entries is kept once; one that shares a
+        // name but not its definition is kept too, so that building the stage reports
+        // the name used twice rather than one definition being dropped unseen.
+        for pattern in own {
+            if !self.patterns.iter().any(|p| same_pattern(p, &pattern)) {
+                self.patterns.push(pattern);
+            }
+        }
+    }
+}
+
+/// Whether two patterns are one written twice: where each was written does not count.
+fn same_pattern(a: &PatternConfig, b: &PatternConfig) -> bool {
+    (&a.name, &a.pattern, a.severity, &a.description)
+        == (&b.name, &b.pattern, b.severity, &b.description)
 }
