@@ -55,7 +55,8 @@ pub enum Refusal {
         "maps and lists are nested more than {MAX_DEPTH} levels deep here; a configuration needs fewer than 10"
     )]
     TooDeep { at: Mark },
-    /// `---` after a first document (serde would call the repeated keys duplicates).
+    /// A second document: indexed as one map with the first, its keys would read as
+    /// given twice.
     #[error(
         "the file holds more than one YAML document: a second one begins here; a configuration is one document, so merge them into one or split the file"
     )]
@@ -139,7 +140,8 @@ impl Expansion {
                 self.open.push((anchor, 1));
             }
             Event::Alias(anchor) => {
-                // The parser refuses an alias to an anchor not seen yet.
+                // The parser refuses an alias to an anchor not seen yet; one inside the
+                // value it names (`&a [*a]`) counts as one value (serde refuses it).
                 let size = self.anchored.get(&anchor).copied().unwrap_or(1);
                 // Saturating: each level of a "billion laughs" multiplies the size.
                 self.added = self.added.saturating_add(size - 1);
