@@ -37,6 +37,8 @@ writer=$PWD/target/release/examples/log-writer
 rm -rf "$work" && mkdir -p "$work/mtail" "$work/many" "$work/idle"
 work=$PWD/$work
 log=$work/app.log
+# Whatever happens, nothing this script started outlives it.
+trap 'pkill -f "$aegis run $work" 2>/dev/null; pkill -f "mtail --progs $work" 2>/dev/null; pkill -f "tail -n \+1 -F $log" 2>/dev/null; true' EXIT
 
 calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
 calc3() { awk "BEGIN { printf \"%.3f\", $1 }"; }
@@ -119,6 +121,8 @@ pids_of() { # tool
   esac
 }
 
+tail_grep_started() { [ "$(pids_of tail-grep | wc -l)" = 2 ]; }
+
 caught_up() { # tool port
   case $1 in
     aegis) aegis_caught_up "$2" ;;
@@ -146,7 +150,7 @@ follow() { # tool rate batch
       until_true curl -sf "127.0.0.1:$port/metrics" -o /dev/null ;;
     tail-grep)
       tail -n +1 -F "$log" 2>/dev/null | grep -c -E "$patterns" > "$work/grep.count" &
-      until_true test "$(pids_of tail-grep | wc -l)" = 2 ;;
+      until_true tail_grep_started ;;
   esac
   pids=$(pids_of "$tool")
   # shellcheck disable=SC2086 # a list of pids
@@ -228,14 +232,16 @@ start_following() {
   until_true curl -sf "127.0.0.1:$port/healthz" -o /dev/null
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
-open_files() { find /proc/"$1"/fd -lname "$2/*" 2>/dev/null | wc -l; }
+open_files() { ls -l /proc/"$1"/fd 2>/dev/null | grep -c -F "$2/" || true; }
+has_open_files() { [ "$(open_files "$1" "$2")" -ge "$3" ]; } # pid folder count
+counted_lines() { [ "$(metric_sum "$1" aegis_log_lines_total)" = "$2" ]; } # port lines
 
 if [[ " $ONLY " == *" files "* ]]; then
   echo "## 500 files, each appended to 0.2 times a second ($SECONDS_EACH s)"
   for n in $(seq 1 500); do : > "$work/many/f$n.log"; done
   start_following "$work/many"
   pid=$(pgrep -f "$aegis run $work/aegis.yaml")
-  until_true test "$(open_files "$pid" "$work/many")" -ge 500
+  until_true has_open_files "$pid" "$work/many" 500
   before=$(awk '{print $14 + $15}' /proc/"$pid"/stat)
   python3 - "$work/many" "$SECONDS_EACH" <<'EOF'
 import os, random, sys, time
@@ -250,7 +256,7 @@ while time.monotonic() - start < seconds:
 EOF
   after=$(awk '{print $14 + $15}' /proc/"$pid"/stat)
   lines=$(cat "$work"/many/*.log | wc -l)
-  until_true test "$(metric_sum "$port" aegis_log_lines_total)" = "$lines"
+  until_true counted_lines "$port" "$lines"
   ticks=$(getconf CLK_TCK)
   printf 'CPU: %s %% of a core; resident: %s KiB for 500 files; %s lines appended\n' \
     "$(calc "($after - $before) * 100 / $ticks / $SECONDS_EACH")" "$(rss_kib "$pid")" "$lines"
@@ -267,7 +273,7 @@ if [[ " $ONLY " == *" idle "* ]]; then
   for n in $(seq 1 10000); do echo "line $n" > "$work/idle/f$n.log"; done
   start_following "$work/idle"
   pid=$(pgrep -f "$aegis run $work/aegis.yaml")
-  until_true test "$(open_files "$pid" "$work/idle")" -ge 10000
+  until_true has_open_files "$pid" "$work/idle" 10000
   full=$(rss_kib "$pid")
   printf 'resident: %s KiB following nothing, %s KiB following 10,000 files: %s KiB per file\n' \
     "$base" "$full" "$(calc "($full - $base) / 10000")"

@@ -97,6 +97,32 @@ fn once_prints_a_summary_for_humans_or_as_json() {
     );
 }
 
+/// The README's command works from any folder, with a bare file name or a path: the
+/// configuration's relative paths start at its own folder (see issue 8).
+#[test]
+fn the_readme_command_works_from_any_folder() {
+    for (folder, config) in [
+        ("config", "example.yaml"),
+        ("tests", "../config/example.yaml"),
+        ("/", "CONFIG"),
+    ] {
+        let absolute = repo().join("config/example.yaml");
+        let config = if config == "CONFIG" {
+            absolute.to_str().unwrap()
+        } else {
+            config
+        };
+        let output = aegis()
+            .current_dir(repo().join(folder))
+            .args(["run", "--once", "--format", "json", config])
+            .output()
+            .expect("aegis runs");
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the summary is JSON");
+        assert_eq!(report["lines"], 8000, "from {folder}: {config}");
+    }
+}
+
 #[test]
 fn logs_can_be_json() {
     let scene = Scene::new();

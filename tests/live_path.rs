@@ -77,7 +77,9 @@ fn a_relative_exact_path_is_followed_by_notification_not_by_the_scan_interval() 
     // starts); the second is the one timed.
     let mut log = open_append(&scene.path("app.log"));
     writeln!(log, "ERROR first").unwrap();
-    aegis.wait_out("the first match", |out| events(out, "log_match").count() == 1);
+    aegis.wait_out("the first match", |out| {
+        events(out, "log_match").count() == 1
+    });
     let written = Instant::now();
     writeln!(log, "ERROR second").unwrap();
     aegis.wait_out("the second match", |out| {

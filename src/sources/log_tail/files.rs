@@ -117,6 +117,48 @@ pub fn open(path: &Path) -> Result<(File, Metadata), OpenError> {
     Ok((file, metadata))
 }
 
+/// The type of the filesystem `file` is on (`statfs`'s magic number), if it can be
+/// told.
+fn filesystem_of(file: &File) -> Option<i64> {
+    let mut stats = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the struct it is given when it returns 0; it is read only
+    // then. The descriptor is open for the duration of the call.
+    let filled = unsafe { libc::fstatfs(file.as_raw_fd(), stats.as_mut_ptr()) } == 0;
+    if !filled {
+        return None;
+    }
+    // SAFETY: fstatfs returned 0, so the struct is initialised.
+    let stats = unsafe { stats.assume_init() };
+    // `f_type`'s integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    Some(stats.f_type as i64)
+}
+
+/// Whether `folder` is on a filesystem whose changes other machines can make (NFS, SMB,
+/// FUSE, cluster filesystems): inotify sees only the changes made on this one, so such a
+/// folder is looked at every scan interval whether or not it is watched.
+pub fn on_network_filesystem(folder: &Path) -> bool {
+    // From linux/magic.h and the filesystems' own headers.
+    const NETWORK: [i64; 12] = [
+        0x6969,      // NFS
+        0x517b,      // SMB
+        0xff53_4d42, // CIFS
+        0xfe53_4d42, // SMB2
+        0x6573_5546, // FUSE (sshfs, s3fs, ...)
+        0x00c3_6400, // Ceph
+        0x0102_1997, // 9p
+        0x5346_414f, // AFS
+        0x0116_1970, // GFS2
+        0x7461_636f, // OCFS2
+        0x0bd0_0bd0, // Lustre
+        0x4750_4653, // GPFS
+    ];
+    File::open(folder)
+        .ok()
+        .and_then(|folder| filesystem_of(&folder))
+        .is_some_and(|kind| NETWORK.contains(&kind))
+}
+
 /// The name of the pseudo-filesystem `file` is on, if it is on one.
 fn pseudo_filesystem(file: &File) -> Option<Unfollowable> {
     // From linux/magic.h: the filesystems whose files are made up when read.
@@ -131,18 +173,7 @@ fn pseudo_filesystem(file: &File) -> Option<Unfollowable> {
         (0x6265_6570, "configfs"),
         (0xcafe_4a11, "bpffs"),
     ];
-    let mut stats = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs fills the struct it is given when it returns 0; it is read only
-    // then. The descriptor is open for the duration of the call.
-    let filled = unsafe { libc::fstatfs(file.as_raw_fd(), stats.as_mut_ptr()) } == 0;
-    if !filled {
-        return None;
-    }
-    // SAFETY: fstatfs returned 0, so the struct is initialised.
-    let stats = unsafe { stats.assume_init() };
-    // `f_type`'s integer type differs between architectures.
-    #[allow(clippy::unnecessary_cast)]
-    let kind = stats.f_type as i64;
+    let kind = filesystem_of(file)?;
     PSEUDO
         .iter()
         .find(|(magic, _)| *magic == kind)
@@ -193,5 +224,6 @@ mod tests {
             inspect(Path::new("/dev/null")),
             Found::Unfollowable(Unfollowable::Device)
         ));
+        assert!(!on_network_filesystem(dir.path()));
     }
 }

@@ -56,6 +56,9 @@ const READ_BUDGET: usize = 1 << 20;
 const ROTATE_WAIT: Duration = Duration::from_secs(5);
 /// On shutdown, how long the tail may keep reading what is already written.
 pub const FINAL_DRAIN: Duration = Duration::from_secs(5);
+/// How often every file is looked at although notifications cover every folder of the
+/// tail (at least; the scan interval, if longer): in case one was lost.
+const SAFETY_SCAN: Duration = Duration::from_secs(60);
 
 /// Configuration of a `log_tail` source.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -218,16 +221,22 @@ impl LogTail {
         shutdown: CancellationToken,
     ) -> Result<(), NodeError> {
         let subscription = self.watcher.subscribe();
-        // Without notifications (no inotify, its limits reached, a filesystem that sends
-        // none) the scan interval still finds every change, only later.
-        let mut scan = tokio::time::interval(self.scan_interval);
-        scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        scan.tick().await; // the first tick is now: the first poll looks at everything
+        // Without notifications (no inotify, its limits reached, a network filesystem)
+        // the scan interval still finds every change, only later. With notifications
+        // for every folder, a look at everything now and then is enough.
+        let every = |period| {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        };
+        let mut scan = every(self.scan_interval);
+        let mut safety = every(self.scan_interval.max(SAFETY_SCAN));
+        let mut notified = false;
         let mut due = Due::everything();
         loop {
             if due.rescan {
                 // Before reading: a write after the read must not go unnoticed.
-                self.watch_folders(&subscription);
+                notified = self.watch_folders(&subscription);
             }
             let (progress, chunks) = self.poll(&due);
             if self.send(&out, chunks).await.is_err() {
@@ -253,7 +262,8 @@ impl LogTail {
                     everything: changes.everything,
                     modified: changes.modified,
                 },
-                _ = scan.tick() => Due::everything(),
+                _ = scan.tick(), if !notified => Due::everything(),
+                _ = safety.tick() => Due::everything(),
             };
         }
         self.drain_and_finish(out).await;
@@ -261,17 +271,23 @@ impl LogTail {
     }
 
     /// Watches the folders where this tail's files are (a no-op for those watched
-    /// already). A folder that does not exist yet is tried again on the next rescan;
-    /// any other failure (such as the inotify watch limit) is logged once per folder.
-    fn watch_folders(&self, subscription: &Subscription) {
-        let folders = self.tailer.folders();
-        for folder in folders {
+    /// already); returns whether notifications now cover every one of them. A folder
+    /// that does not exist yet is tried again on the next rescan; any other failure
+    /// (such as the inotify watch limit) is logged once per folder.
+    fn watch_folders(&self, subscription: &Subscription) -> bool {
+        let mut covered = true;
+        for folder in self.tailer.folders() {
             match subscription.watch(&folder) {
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => subscription.warn_once(&folder, &err),
+                Ok(watched) => covered &= watched && !files::on_network_filesystem(&folder),
+                Err(err) => {
+                    covered = false;
+                    if err.kind() != std::io::ErrorKind::NotFound {
+                        subscription.warn_once(&folder, &err);
+                    }
+                }
             }
         }
+        covered
     }
 
     /// On shutdown: read what is already written (for a bounded time), then flush the

@@ -478,33 +478,36 @@ impl Tailer {
             }
             self.known.push(path);
         }
-        let mut unplaced: Vec<Reading> = Vec::new();
+        // Maps, not searches: a tail may follow thousands of files.
+        let at: HashMap<&Path, Identity> = (present.iter())
+            .map(|(path, identity)| (path.as_path(), *identity))
+            .collect();
+        let mut unplaced: Vec<Option<Reading>> = Vec::new();
         for reading in std::mem::take(&mut self.reading) {
-            let still_here = (present.iter())
-                .any(|(path, id)| *path == reading.path && *id == reading.reader.identity());
-            if still_here {
+            if at.get(reading.path.as_path()) == Some(&reading.reader.identity()) {
                 self.reading.push(reading);
             } else {
-                unplaced.push(reading);
+                unplaced.push(Some(reading));
             }
         }
+        let unplaced_at: HashMap<Identity, usize> = (unplaced.iter().enumerate())
+            .filter_map(|(i, reading)| Some((reading.as_ref()?.reader.identity(), i)))
+            .collect();
+        let read_at: HashSet<PathBuf> = self.reading.iter().map(|r| r.path.clone()).collect();
         // Files already being read (now under another name) first, new files after:
         // the order readers are kept in is the order they are read in, oldest first.
         let mut new_files = Vec::new();
         for (path, identity) in present {
-            if self.reading.iter().any(|r| r.path == path) {
+            if read_at.contains(&path) {
                 continue;
             }
-            if let Some(i) = unplaced
-                .iter()
-                .position(|r| r.reader.identity() == identity)
-            {
-                let reading = unplaced.swap_remove(i);
+            let renamed = unplaced_at.get(&identity).and_then(|&i| unplaced[i].take());
+            if let Some(reading) = renamed {
                 self.keep_reading(path, reading.name, reading.reader, false);
             } else if let Some(i) =
                 (self.retired.iter()).position(|r| r.reader.identity() == identity)
             {
-                let retired = self.retired.swap_remove(i);
+                let retired = self.retired.remove(i);
                 self.keep_reading(path, retired.name, retired.reader, false);
             } else {
                 new_files.push(path);
@@ -514,7 +517,7 @@ impl Tailer {
         for path in new_files {
             self.open(path);
         }
-        let retired = unplaced.into_iter().map(|reading| Retired {
+        let retired = unplaced.into_iter().flatten().map(|reading| Retired {
             name: reading.name,
             reader: reading.reader,
             idle_since: None,
@@ -615,10 +618,10 @@ impl Tailer {
     /// Records what is now true of `path`, logging it if that is news; returns whether
     /// it was.
     fn note(&mut self, path: &Path, status: Status, error: Option<&io::Error>) -> bool {
-        let previous = self.statuses.insert(path.to_path_buf(), status.clone());
-        if previous.as_ref() == Some(&status) {
+        if self.statuses.get(path) == Some(&status) {
             return false;
         }
+        let previous = self.statuses.insert(path.to_path_buf(), status.clone());
         let shown = Escaped(&path.to_string_lossy()).to_string();
         let exact = self
             .targets
