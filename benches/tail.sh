@@ -14,6 +14,7 @@
 #
 #   bash benches/tail.sh                       # everything
 #   ONLY="cpu latency" RATES="1000 10000" SECONDS_EACH=5 bash benches/tail.sh
+#   AEGIS_BIN=path/to/other/aegis ONLY=cpu bash benches/tail.sh   # another build
 #
 # Needs, besides a release build (made here): mtail, python3, curl.
 # Everything it writes goes to target/bench/tail/. Figures and how to read them:
@@ -32,7 +33,8 @@ for tool in mtail python3 curl; do
   command -v "$tool" >/dev/null || { echo "tail.sh: needs $tool" >&2; exit 1; }
 done
 cargo build --release --quiet --bin aegis --example log-writer
-aegis=$PWD/target/release/aegis
+# AEGIS_BIN=path/to/aegis measures another build of Aegis (an older one, say).
+aegis=${AEGIS_BIN:-$PWD/target/release/aegis}
 writer=$PWD/target/release/examples/log-writer
 rm -rf "$work" && mkdir -p "$work/mtail" "$work/many" "$work/idle"
 work=$PWD/$work

@@ -8,7 +8,7 @@
 //! the files they read (each file is read once, and a copy is not read again) and a
 //! [`watch`]er of their folders. This module wires them to the pipeline: it wakes on
 //! file-change notifications (coalesced, naming the files written to) and on a scan
-//! interval (for filesystems that send no notifications), reads off the async threads,
+//! interval (for folders that send no notifications), reads on the tails' own thread,
 //! and sends blocks downstream. A full channel makes it wait: the file is the buffer,
 //! so a slow consumer delays lines but never loses one.
 //!
@@ -76,8 +76,9 @@ pub struct LogTailConfig {
     /// Lines longer than this many bytes are cut to it (and counted). Default 65536.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: NonZeroUsize,
-    /// How often globs are expanded again and every file is checked even without a
-    /// change notification. Default `1s`.
+    /// How often globs are expanded again and every file is looked at when a folder
+    /// sends no notifications (not watched, or on a network filesystem); with
+    /// notifications for every folder, once a minute at most. Default `1s`.
     #[serde(default = "default_scan_interval", with = "crate::config::duration")]
     pub scan_interval: Duration,
 }
