@@ -384,10 +384,11 @@ impl Tailer {
                     return Progress::More;
                 }
                 // Truncated in place: before reading its new lines, look for the copy
-                // of the old ones, whose rest comes first.
+                // of the old ones, whose rest comes first (a copy found is read first
+                // of all, so the next poll starts at the first file).
                 Drained::Restarted => {
                     self.rescan_next = true;
-                    self.cursor = index;
+                    self.cursor = 0;
                     return Progress::More;
                 }
             }

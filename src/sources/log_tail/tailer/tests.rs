@@ -264,7 +264,10 @@ fn copytruncate_is_read_again_from_the_start() {
 /// again from its start, doubling every line.
 #[test]
 fn a_copy_matched_by_the_glob_gives_exactly_the_lines_not_read_yet() {
-    let mut scene = Scene::new(&["app.log*"], false);
+    // Another file, read before app.log: the copy's lines must still come before the
+    // truncated file's new ones.
+    let mut scene = Scene::new(&["aaa.log", "app.log*"], false);
+    File::create(scene.path("aaa.log")).unwrap();
     let mut file = scene.append("app.log", 0..20);
     scene.poll(true);
     // Written after the last read, then copied and truncated before any read: only
