@@ -14,7 +14,7 @@ impl fmt::Display for Escaped<'_> {
         while let Some(at) = rest.find(char::is_control) {
             f.write_str(&rest[..at])?;
             let control = rest[at..].chars().next().expect("found at a char boundary");
-            write!(f, "{}", control.escape_default())?;
+            write!(f, "{}", control.escape_debug())?;
             rest = &rest[at + control.len_utf8()..];
         }
         f.write_str(rest)

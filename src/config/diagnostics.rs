@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
 use super::spans::{Mark, SpanIndex};
+use crate::text::Escaped;
 
 /// One step of a [`KeyPath`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -87,27 +88,9 @@ impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, segment) in self.0.iter().enumerate() {
             match segment {
-                Segment::Key(key) if i == 0 => write!(f, "{}", Printable(key))?,
-                Segment::Key(key) => write!(f, ".{}", Printable(key))?,
+                Segment::Key(key) if i == 0 => write!(f, "{}", Escaped(key))?,
+                Segment::Key(key) => write!(f, ".{}", Escaped(key))?,
                 Segment::Index(index) => write!(f, "[{index}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Text shown with its control characters escaped (`\n`, `\u{7}`), so that a key or
-/// name holding one cannot break the line it is shown on.
-pub struct Printable<'a>(pub &'a str);
-
-impl fmt::Display for Printable<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write;
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_debug())?;
-            } else {
-                f.write_char(c)?;
             }
         }
         Ok(())

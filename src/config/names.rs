@@ -6,8 +6,9 @@
 //! such a name is refused where it is written. What else a name may hold is up to the
 //! part of the configuration that uses it.
 
-use super::diagnostics::{Diagnostics, KeyPath, Printable};
+use super::diagnostics::{Diagnostics, KeyPath};
 use crate::stages::log_patterns::PatternConfig;
+use crate::text::Escaped;
 
 /// What is wrong with `name`, if it holds a control character; `what` says what it
 /// names (`service name`).
@@ -23,7 +24,7 @@ pub fn problem(what: &str, name: &str) -> Option<String> {
     };
     Some(format!(
         "{what} `{}` holds the control character U+{:04X}{known}; names are shown in log lines and tables, which it would break, so they may hold printable characters only",
-        Printable(name),
+        Escaped(name),
         u32::from(found)
     ))
 }
