@@ -3,21 +3,13 @@
 //! about each. Every test here failed on the code before that issue (run them against
 //! another build with `AEGIS_UNDER_TEST=path/to/aegis`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::prometheus::{metrics_address, scrape_until, value};
-use crate::util::{Scene, aegis, events};
-
-fn open_append(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("log file")
-}
+use crate::util::{Scene, aegis, events, open_append};
 
 /// The `--once --format json` report of `aegis` run from `dir` on `config` as named.
 fn once_from(dir: &Path, config: &str) -> (serde_json::Value, String, Option<i32>) {

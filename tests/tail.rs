@@ -2,11 +2,11 @@
 //! files that appear later, shutdown, and the awkward lines (CRLF, unfinished, too long,
 //! not UTF-8). Waiting is always for an observable effect, with a deadline.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::util::{Running, Scene, aegis_on, events};
+use crate::util::{Running, Scene, aegis_on, events, open_append};
 
 /// A pipeline that prints both the lines read and the matches of `ERROR`.
 fn lines_and_matches(paths: &str, read_from: &str) -> String {
@@ -39,14 +39,6 @@ fn append(file: &mut File, lines: std::ops::Range<usize>) {
         text += &format!("line {n} {level} something happened\n");
     }
     file.write_all(text.as_bytes()).expect("appended");
-}
-
-fn open_append(scene: &Scene, name: &str) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(scene.path(name))
-        .expect("log file")
 }
 
 fn line_count(out: &[String]) -> usize {
@@ -90,7 +82,7 @@ fn appends_are_seen_within_a_second() {
     scene.config(&lines_and_matches("[app.log]", "end"));
     let mut aegis = scene.run(&[]);
     aegis.wait_err("Following file.", 1);
-    let mut file = open_append(&scene, "app.log");
+    let mut file = open_append(&scene.path("app.log"));
     let mut slowest = Duration::ZERO;
     for n in 0..5 {
         let written = Instant::now();
@@ -118,7 +110,7 @@ fn appends_are_seen_within_a_second() {
 #[test]
 fn rename_rotation_twice_loses_and_repeats_no_line() {
     let scene = Scene::new();
-    let mut first = open_append(&scene, "app.log");
+    let mut first = open_append(&scene.path("app.log"));
     append(&mut first, 0..1000);
     scene.config(&lines_and_matches("[app.log]", "beginning"));
     let mut aegis = scene.run(&[]);
@@ -127,7 +119,7 @@ fn rename_rotation_twice_loses_and_repeats_no_line() {
     // Rotation 1: the app keeps writing to the renamed file until it reopens its log.
     fs::rename(scene.path("app.log"), scene.path("app.log.1")).unwrap();
     append(&mut first, 1000..1100);
-    let mut second = open_append(&scene, "app.log");
+    let mut second = open_append(&scene.path("app.log"));
     append(&mut second, 1100..2000);
     // A tailer must have opened a file before it is renamed away again.
     aegis.wait_err("Following file.", 2);
@@ -135,7 +127,7 @@ fn rename_rotation_twice_loses_and_repeats_no_line() {
     // Rotation 2, the same way.
     fs::rename(scene.path("app.log"), scene.path("app.log.2")).unwrap();
     append(&mut second, 2000..2050);
-    let mut third = open_append(&scene, "app.log");
+    let mut third = open_append(&scene.path("app.log"));
     append(&mut third, 2050..3000);
 
     aegis.wait_out("3000 lines", |out| line_count(out) >= 3000);
@@ -146,7 +138,7 @@ fn rename_rotation_twice_loses_and_repeats_no_line() {
 #[test]
 fn copytruncate_twice_loses_and_repeats_no_line() {
     let scene = Scene::new();
-    let mut file = open_append(&scene, "app.log");
+    let mut file = open_append(&scene.path("app.log"));
     append(&mut file, 0..1000);
     scene.config(&lines_and_matches("[app.log]", "beginning"));
     let mut aegis = scene.run(&[]);
@@ -173,7 +165,7 @@ fn copytruncate_twice_loses_and_repeats_no_line() {
 #[test]
 fn files_and_folders_created_after_start_are_picked_up() {
     let scene = Scene::new();
-    let mut present = open_append(&scene, "present.log");
+    let mut present = open_append(&scene.path("present.log"));
     append(&mut present, 0..10);
     scene.config(&lines_and_matches(
         "[present.log, later.log, 'logs/*.log']",
@@ -182,9 +174,9 @@ fn files_and_folders_created_after_start_are_picked_up() {
     let mut aegis = scene.run(&[]);
     aegis.wait_out("the present file", |out| line_count(out) >= 10);
 
-    append(&mut open_append(&scene, "later.log"), 10..30);
+    append(&mut open_append(&scene.path("later.log")), 10..30);
     fs::create_dir(scene.path("logs")).unwrap();
-    append(&mut open_append(&scene, "logs/a.log"), 30..50);
+    append(&mut open_append(&scene.path("logs/a.log")), 30..50);
     aegis.wait_out("all 50 lines", |out| line_count(out) >= 50);
     assert!(aegis.terminate().success());
     // Three files: each in order, but no order between them.
@@ -205,7 +197,7 @@ fn sigterm_exits_0_having_flushed_every_matched_line() {
     scene.config(&lines_and_matches("[app.log]", "end"));
     let mut aegis: Running = scene.run(&[]);
     aegis.wait_err("Following file.", 1);
-    let mut file = open_append(&scene, "app.log");
+    let mut file = open_append(&scene.path("app.log"));
     let mut text = String::new();
     for n in 0..5000 {
         text += &format!("ERROR {n}\n");

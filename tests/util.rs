@@ -237,6 +237,15 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     receiver
 }
 
+/// `path` opened for appending, as a logger opens its log (created if need be).
+pub fn open_append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file")
+}
+
 /// The JSON objects among `lines` whose `event` is `kind`.
 pub fn events<'a>(
     lines: &'a [String],

@@ -279,7 +279,7 @@ impl LogTail {
         let mut covered = true;
         for folder in self.tailer.folders() {
             match subscription.watch(&folder) {
-                Ok(watched) => covered &= watched && !files::on_network_filesystem(&folder),
+                Ok(complete) => covered &= complete,
                 Err(err) => {
                     covered = false;
                     if err.kind() != std::io::ErrorKind::NotFound {

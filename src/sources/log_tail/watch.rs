@@ -28,6 +28,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::files::on_network_filesystem;
+
 /// The shortest time between two readings of the notifications. Short enough that a
 /// line is seen well within 100 ms of its write; long enough that a log written a line
 /// at a time at thousands of lines a second is read in blocks.
@@ -92,6 +94,9 @@ struct Folders {
 struct Folder {
     path: PathBuf,
     mailboxes: Vec<Weak<Mailbox>>,
+    /// Whether its notifications tell of every change: not on a network filesystem,
+    /// where changes made on other machines send none. Looked at once, when watched.
+    complete: bool,
 }
 
 impl Drop for Watcher {
@@ -295,8 +300,9 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Watches `folder` for this tail (a no-op if it does already). `Ok(false)` when
-    /// inotify is not available at all.
+    /// Watches `folder` for this tail (a no-op if it does already). Says whether its
+    /// notifications tell of every change: `Ok(false)` when inotify is not available
+    /// at all, or the folder is on a network filesystem.
     pub fn watch(&self, folder: &Path) -> io::Result<bool> {
         let Some(hub) = self.watcher.hub() else {
             return Ok(false);
@@ -324,22 +330,24 @@ impl Subscription {
                     Folder {
                         path: folder.to_path_buf(),
                         mailboxes: Vec::new(),
+                        complete: !on_network_filesystem(folder),
                     },
                 );
                 descriptor
             }
         };
-        if let Some(entry) = folders.by_descriptor.get_mut(&descriptor) {
-            entry.mailboxes.retain(|mailbox| mailbox.strong_count() > 0);
-            if !entry
-                .mailboxes
-                .iter()
-                .any(|mailbox| mailbox.as_ptr() == Arc::as_ptr(&self.mailbox))
-            {
-                entry.mailboxes.push(Arc::downgrade(&self.mailbox));
-            }
+        let Some(entry) = folders.by_descriptor.get_mut(&descriptor) else {
+            return Ok(false);
+        };
+        entry.mailboxes.retain(|mailbox| mailbox.strong_count() > 0);
+        if !entry
+            .mailboxes
+            .iter()
+            .any(|mailbox| mailbox.as_ptr() == Arc::as_ptr(&self.mailbox))
+        {
+            entry.mailboxes.push(Arc::downgrade(&self.mailbox));
         }
-        Ok(true)
+        Ok(entry.complete)
     }
 
     /// Logs that `folder` cannot be watched, the first time.
