@@ -19,10 +19,12 @@ use std::hint::black_box;
 use std::ops::RangeInclusive;
 use std::time::UNIX_EPOCH;
 
-use aegis::config::diagnostics::{Diagnostics, KeyPath};
-use aegis::config::spans::SpanIndex;
-use aegis::event::{Event, LogLines, Severity};
-use aegis::pipeline::Stage;
+use aegis::base::diagnostics::Diagnostics;
+
+use aegis::base::component::Stage;
+use aegis::base::event::{Event, LogLines, Severity};
+use aegis::base::key_path::KeyPath;
+use aegis::base::spans::SpanIndex;
 use aegis::stages::log_patterns::{LogPatterns, LogPatternsConfig, PatternConfig};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 

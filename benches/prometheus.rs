@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aegis::event::{Event, FailureReason, Outcome, ProbeKind, ProbeResult};
+use aegis::base::event::{Event, FailureReason, Outcome, ProbeKind, ProbeResult};
 use aegis::sinks::prometheus::metrics::Metrics;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

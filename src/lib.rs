@@ -1,15 +1,16 @@
-//! Aegis watches services: it tails their logs (and, in later versions, probes them),
-//! turns what it sees into one stream of typed events, and publishes what matters.
+//! Aegis watches services: it probes them (HTTP, TCP, gRPC health, scripts), tails
+//! their logs, turns what it sees into one stream of typed events, and publishes what
+//! matters.
 //!
-//! The crate is laid out by role: [`event`] is the data, [`config`] reads and checks
-//! configuration, [`pipeline`] holds the component contracts, the graph and the
-//! runtime, and [`sources`], [`stages`] and [`sinks`] hold one module per component.
-//! `main.rs` is the command line on top.
+//! The crate is built in floors, each using only those below it: [`base`] is the
+//! shared vocabulary (events, the component contracts, configuration places and
+//! diagnostics); [`sources`], [`stages`] and [`sinks`] hold one module per component;
+//! [`config`] reads a configuration file into configured nodes; [`pipeline`] checks
+//! and builds their graph and runs it. `main.rs` is the command line on top.
 
+pub mod base;
 pub mod config;
-pub mod event;
 pub mod pipeline;
 pub mod sinks;
 pub mod sources;
 pub mod stages;
-pub mod text;

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use aegis::config::diagnostics::Diagnostic;
-use aegis::config::{self, LoadError, Loaded};
+use aegis::base::diagnostics::Diagnostic;
 use aegis::pipeline::graph::BuildOptions;
+use aegis::pipeline::load::{LoadError, Loaded, load as load_config};
 use aegis::pipeline::runtime;
 use aegis::sinks::summary::{Summary, SummarySink};
 use aegis::stages::StageConfig;
@@ -152,7 +152,7 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
 
 /// Loads `file`, printing its errors and returning exit code 2 if it does not load.
 fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, ExitCode> {
-    match config::load(file, options) {
+    match load_config(file, options) {
         Ok(loaded) => Ok(loaded),
         Err(LoadError::Invalid(errors)) => {
             eprintln!("{errors}");

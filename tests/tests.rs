@@ -5,6 +5,7 @@ mod cli;
 mod config_checks;
 mod config_errors;
 mod examples;
+mod floors;
 mod http_service;
 mod live_path;
 mod loghub;

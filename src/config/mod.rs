@@ -1,79 +1,25 @@
-//! Configuration: from a YAML file to a checked, built pipeline graph.
+//! Configuration: from YAML text to the configured nodes of a pipeline.
 //!
-//! Loading goes in steps, and each step reports every problem it finds before the
-//! next one runs: the YAML is parsed (and indexed for line numbers, [`spans`]); the
+//! Reading goes in steps, and each step reports every problem it finds before the
+//! next one runs: the YAML is indexed for line numbers (`base::spans`) and parsed; the
 //! top level is read as one of two forms, the pipeline form ([`pipeline`]) or the
 //! service-centric form ([`service`]), which expands into the same nodes; each node's
-//! options are decoded by its component's config type; then `pipeline::graph` checks
-//! the graph and builds the components (compiling regexes, resolving paths). Every
-//! error names the file, line, column and key path ([`diagnostics`]).
+//! options are decoded by its component's config type. Every error names the file,
+//! line, column and key path (`base::diagnostics`). Checking the graph and building the
+//! components is the floor above's job (`pipeline::load`).
 
-pub mod diagnostics;
-pub mod duration;
 pub mod names;
-pub mod paths;
 pub mod pipeline;
-pub mod regex;
 pub mod service;
-pub mod spans;
 
 use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
 
-use self::diagnostics::{ConfigErrors, Diagnostic, Diagnostics, KeyPath, closest};
 use self::pipeline::{PipelineConfig, describe, list};
-use self::spans::{Mark, SpanIndex};
-use crate::pipeline::graph::{BuildOptions, Graph};
-
-/// A configuration file, loaded and checked.
-pub struct Loaded {
-    pub file: PathBuf,
-    pub pipeline: PipelineConfig,
-    pub graph: Graph,
-    pub warnings: Vec<Diagnostic>,
-}
-
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {}: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(ConfigErrors),
-}
-
-/// Loads, checks and builds the pipeline described by `file`.
-pub fn load(file: &Path, options: &BuildOptions) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
-        file: file.to_owned(),
-        source,
-    })?;
-    let spans = SpanIndex::build(&text);
-    let mut diag = Diagnostics::new(&spans);
-    let base = folder_of(file);
-    let built = parse(&text, &spans, &mut diag).and_then(|pipeline| {
-        let graph = Graph::build(&pipeline, &base, options, &mut diag)?;
-        Some((pipeline, graph))
-    });
-    let (errors, warnings) = diag.finish();
-    match built {
-        Some((pipeline, graph)) if errors.is_empty() => Ok(Loaded {
-            file: file.to_owned(),
-            pipeline,
-            graph,
-            warnings,
-        }),
-        _ => Err(LoadError::Invalid(ConfigErrors {
-            file: file.to_owned(),
-            errors,
-        })),
-    }
-}
+use crate::base::diagnostics::{Diagnostics, closest};
+use crate::base::key_path::KeyPath;
+use crate::base::spans::{Mark, SpanIndex};
 
 /// The absolute folder of the configuration `file`: what relative paths in it start
 /// from, whatever the folder Aegis was started in.
@@ -90,7 +36,7 @@ pub fn folder_of(file: &Path) -> PathBuf {
 
 /// Parses `text` and decodes whichever form it is in; `None` if the file is not even
 /// shaped like a configuration (its errors are in `diag` either way).
-fn parse(text: &str, spans: &SpanIndex, diag: &mut Diagnostics) -> Option<PipelineConfig> {
+pub fn parse(text: &str, spans: &SpanIndex, diag: &mut Diagnostics) -> Option<PipelineConfig> {
     // Checked first: serde's YAML loader is slow on what the index refuses.
     if let Some(refusal) = spans.refusal() {
         diag.error_at_mark(refusal.mark(), &KeyPath::root(), refusal.to_string());

@@ -6,9 +6,11 @@
 //! such a name is refused where it is written. What else a name may hold is up to the
 //! part of the configuration that uses it.
 
-use super::diagnostics::{Diagnostics, KeyPath};
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::key_path::KeyPath;
+use crate::base::text::Escaped;
 use crate::stages::log_patterns::PatternConfig;
-use crate::text::Escaped;
 
 /// What is wrong with `name`, if it holds a control character; `what` says what it
 /// names (`service name`).

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
-use super::diagnostics::{Diagnostics, KeyPath, closest};
-use super::{names, paths};
+use crate::base::diagnostics::{Diagnostics, closest};
+
+use super::names;
+use crate::base::key_path::KeyPath;
+use crate::base::paths;
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::stages::StageConfig;

@@ -44,11 +44,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
-use super::diagnostics::{Diagnostics, KeyPath, closest};
+use crate::base::diagnostics::{Diagnostics, closest};
+
 use super::names;
-use super::paths;
 use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
-use crate::event::EventKind;
+use crate::base::event::EventKind;
+use crate::base::key_path::KeyPath;
+use crate::base::paths;
 use crate::sinks::SinkConfig;
 use crate::sinks::console::ConsoleConfig;
 use crate::sinks::prometheus::{self, PrometheusConfig};
@@ -74,7 +76,10 @@ struct LogsSection {
     #[serde(default = "enabled")]
     enabled: bool,
     /// How often globs are expanded again and files checked without a notification.
-    #[serde(default = "log_tail::default_scan_interval", with = "super::duration")]
+    #[serde(
+        default = "log_tail::default_scan_interval",
+        with = "crate::base::duration"
+    )]
     scan_interval: Duration,
     /// Where to start in files that exist at startup. Default `end`.
     #[serde(default)]

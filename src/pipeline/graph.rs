@@ -9,10 +9,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{Sink, Source, Stage};
-use crate::config::diagnostics::{Diagnostics, closest};
+use crate::base::component::{Sink, Source, Stage};
+use crate::base::diagnostics::{Diagnostics, closest};
+use crate::base::event::EventKind;
 use crate::config::pipeline::{NodeConfig, PipelineConfig, list};
-use crate::event::EventKind;
 use crate::sources::log_tail::TailShared;
 
 /// How the components are to run.
@@ -48,7 +48,7 @@ struct Shape<'a> {
     inputs: &'a [String],
     accepts: &'static [EventKind],
     outputs: &'static [EventKind],
-    path: &'a crate::config::diagnostics::KeyPath,
+    path: &'a crate::base::key_path::KeyPath,
 }
 
 impl Graph {

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Component, Graph};
-use super::stats::{self, NodeStats, PipelineStats};
-use super::{Batch, Input, NodeError, Output, Stage};
+use crate::base::component::{Batch, Input, NodeError, Output, Stage};
+use crate::base::stats::{self, NodeStats, PipelineStats};
 
 /// Batches a channel holds before its sender waits. Log batches are at most about a
 /// megabyte, so an edge holds up a few megabytes at most.
@@ -194,9 +194,9 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, LogLines};
+    use crate::base::component::{Sink, Source};
+    use crate::base::event::{Event, LogLines};
     use crate::pipeline::graph::Node;
-    use crate::pipeline::{Sink, Source};
     use futures::future::BoxFuture;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};

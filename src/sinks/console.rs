@@ -18,11 +18,11 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::event::{
+use crate::base::component::{Input, NodeError, Sink};
+use crate::base::event::{
     Event, FailureReason, LogLines, LogMatch, Outcome, PatternErrors, PerfSample, ProbeKind,
     ProbeResult, ProbeStatus,
 };
-use crate::pipeline::{Input, NodeError, Sink};
 
 /// Configuration of a `console` sink: it has no options.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -156,7 +156,7 @@ struct LogMatchJson<'a> {
     service: &'a str,
     path: &'a str,
     pattern: &'a str,
-    severity: crate::event::Severity,
+    severity: crate::base::event::Severity,
     description: &'a str,
     line: &'a str,
 }
@@ -230,7 +230,7 @@ impl<'a> ProbeResultJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Severity;
+    use crate::base::event::Severity;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]

@@ -13,9 +13,11 @@ use serde_norway::Value;
 
 use self::console::{Console, ConsoleConfig};
 use self::prometheus::PrometheusConfig;
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::EventKind;
-use crate::pipeline::Sink;
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::component::Sink;
+use crate::base::event::EventKind;
+use crate::base::key_path::KeyPath;
 
 /// The configuration of any sink, by `type`.
 #[derive(Clone, Debug, Serialize)]

@@ -16,10 +16,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::event::{Event, ProbeResult, Severity};
-use crate::pipeline::{Input, NodeError, Sink};
+use crate::base::component::{Input, NodeError, Sink};
+use crate::base::event::{Event, ProbeResult, Severity};
+use crate::base::text::Escaped;
 use crate::sinks::console::ProbeResultJson;
-use crate::text::Escaped;
 
 /// Counts gathered so far; shared with whoever prints them at the end.
 #[derive(Debug, Default)]
@@ -313,7 +313,7 @@ impl Sink for SummarySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{LogLines, LogMatch};
+    use crate::base::event::{LogLines, LogMatch};
     use std::time::UNIX_EPOCH;
 
     #[test]

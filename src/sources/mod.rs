@@ -19,9 +19,11 @@ use self::probe::grpc::GrpcProbeConfig;
 use self::probe::http::HttpProbeConfig;
 use self::probe::script::ScriptProbeConfig;
 use self::probe::tcp::TcpProbeConfig;
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::{EventKind, ProbeKind};
-use crate::pipeline::Source;
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::component::Source;
+use crate::base::event::{EventKind, ProbeKind};
+use crate::base::key_path::KeyPath;
 
 /// The configuration of any source, by `type`.
 #[derive(Clone, Debug, Serialize)]

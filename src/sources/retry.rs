@@ -35,13 +35,13 @@ pub struct RetryPolicy {
     #[serde(default = "default_max_attempts", deserialize_with = "at_least_one")]
     pub max_attempts: u32,
     /// The delay before the first retry, before jitter. Default `200ms`.
-    #[serde(default = "default_initial_delay", with = "crate::config::duration")]
+    #[serde(default = "default_initial_delay", with = "crate::base::duration")]
     pub initial_delay: Duration,
     /// How much each delay grows over the one before. Default 2; at least 1.
     #[serde(default = "default_multiplier", deserialize_with = "growth_factor")]
     pub multiplier: f64,
     /// No delay is longer than this. Default `5s`.
-    #[serde(default = "default_max_delay", with = "crate::config::duration")]
+    #[serde(default = "default_max_delay", with = "crate::base::duration")]
     pub max_delay: Duration,
     /// How delays are spread. Default `full`.
     #[serde(default)]

@@ -9,9 +9,11 @@ use serde::Serialize;
 use serde_norway::Value;
 
 use self::log_patterns::LogPatternsConfig;
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::EventKind;
-use crate::pipeline::Stage;
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::component::Stage;
+use crate::base::event::EventKind;
+use crate::base::key_path::KeyPath;
 
 /// The configuration of any stage, by `type`.
 #[derive(Clone, Debug, Serialize)]

@@ -19,8 +19,10 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::event::{Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName};
-use crate::pipeline::stats::PipelineStats;
+use crate::base::event::{
+    Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName,
+};
+use crate::base::stats::PipelineStats;
 
 /// Buckets of the check duration histogram, in seconds: a local probe takes about a
 /// millisecond, a slow one seconds. Each bucket is a series per check, and most of a
@@ -574,7 +576,7 @@ fn bounded_label(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{PerfSample, ProbeKind};
+    use crate::base::event::{PerfSample, ProbeKind};
 
     /// A result of check `check` of service `service` at `at` seconds.
     fn result(service: &str, check: &str, outcome: Outcome, at: u64) -> Event {

@@ -42,9 +42,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use self::metrics::Metrics;
-use crate::event::ServiceName;
-use crate::pipeline::stats;
-use crate::pipeline::{Input, NodeError, Sink};
+use crate::base::component::{Input, NodeError, Sink};
+use crate::base::event::ServiceName;
+use crate::base::stats;
 
 /// Configuration of a `prometheus` sink.
 #[derive(Clone, Debug, Deserialize, Serialize)]

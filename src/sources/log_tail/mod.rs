@@ -44,10 +44,10 @@ use tokio_util::sync::CancellationToken;
 use self::registry::FileRegistry;
 use self::tailer::{Chunk, Due, Progress, Tailer, TailerOptions, Target};
 use self::watch::{Subscription, Watcher};
-use crate::event::{Event, LogLines, ServiceName};
-use crate::pipeline::dedicated::Dedicated;
-use crate::pipeline::{NodeError, Output, Source};
-use crate::text::Escaped;
+use crate::base::component::{NodeError, Output, Source};
+use crate::base::dedicated::Dedicated;
+use crate::base::event::{Event, LogLines, ServiceName};
+use crate::base::text::Escaped;
 
 /// How much one poll reads at most, across all files: the size of the blocks sent
 /// downstream, and so (times the channel capacity) the memory a tail can hold up.
@@ -79,7 +79,7 @@ pub struct LogTailConfig {
     /// How often globs are expanded again and every file is looked at when a folder
     /// sends no notifications (not watched, or on a network filesystem); with
     /// notifications for every folder, once a minute at most. Default `1s`.
-    #[serde(default = "default_scan_interval", with = "crate::config::duration")]
+    #[serde(default = "default_scan_interval", with = "crate::base::duration")]
     pub scan_interval: Duration,
 }
 
@@ -332,7 +332,11 @@ impl LogTail {
         (progress, chunks)
     }
 
-    async fn send(&self, out: &Output, chunks: Vec<Chunk>) -> Result<(), crate::pipeline::Closed> {
+    async fn send(
+        &self,
+        out: &Output,
+        chunks: Vec<Chunk>,
+    ) -> Result<(), crate::base::component::Closed> {
         let at = SystemTime::now();
         let events = chunks
             .into_iter()

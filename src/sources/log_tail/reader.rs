@@ -317,7 +317,7 @@ impl FileReader {
     /// Logs the first cut line and the first lossy line of the file; later ones are
     /// only counted (in the block, and from there in metrics).
     pub fn log_first_problems(&mut self, name: &str, block: &Block) {
-        let name = crate::text::Escaped(name);
+        let name = crate::base::text::Escaped(name);
         if block.cut > 0 && !std::mem::replace(&mut self.logged_cut, true) {
             tracing::warn!(
                 path = %name,
@@ -337,7 +337,7 @@ impl FileReader {
     /// error that lasts (a disk gone bad) would otherwise fill the log.
     pub fn log_read_error(&mut self, name: &str, error: &io::Error) {
         if !std::mem::replace(&mut self.logged_error, true) {
-            tracing::warn!(path = %crate::text::Escaped(name), %error, "Cannot read the file; trying again on every change.");
+            tracing::warn!(path = %crate::base::text::Escaped(name), %error, "Cannot read the file; trying again on every change.");
         }
     }
 

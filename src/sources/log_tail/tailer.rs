@@ -36,8 +36,8 @@ use bytes::BytesMut;
 use super::files::{self, Found, OpenError, Unfollowable};
 use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
 use super::registry::{FileRegistry, Placement};
-use crate::config::paths::{normalize, resolve};
-use crate::text::Escaped;
+use crate::base::paths::{normalize, resolve};
+use crate::base::text::Escaped;
 
 /// One configured path or glob, taken from the configuration's folder if relative.
 #[derive(Clone, Debug)]

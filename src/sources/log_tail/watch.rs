@@ -353,7 +353,7 @@ impl Subscription {
     /// Logs that `folder` cannot be watched, the first time.
     pub fn warn_once(&self, folder: &Path, error: &io::Error) {
         if lock(&self.failing).insert(folder.to_path_buf()) {
-            tracing::warn!(folder = %crate::text::Escaped(&folder.to_string_lossy()), %error, "Cannot watch the folder; checking it every scan interval instead.");
+            tracing::warn!(folder = %crate::base::text::Escaped(&folder.to_string_lossy()), %error, "Cannot watch the folder; checking it every scan interval instead.");
         }
     }
 

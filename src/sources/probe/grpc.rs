@@ -30,8 +30,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::{Attempt, Probe, ProbeOptions};
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::{FailureReason, ProbeStatus};
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::event::{FailureReason, ProbeStatus};
+use crate::base::key_path::KeyPath;
 
 /// Configuration of a `grpc_probe` (the options besides the shared check options).
 #[derive(Clone, Debug, Deserialize, Serialize)]

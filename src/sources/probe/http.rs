@@ -39,7 +39,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Attempt, Probe, ProbeOptions, RegexText};
-use crate::event::{FailureReason, ProbeStatus};
+use crate::base::event::{FailureReason, ProbeStatus};
 
 /// What checks call themselves in `User-Agent`.
 const USER_AGENT: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));

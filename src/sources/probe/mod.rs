@@ -45,13 +45,15 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RetryPolicy;
-use crate::config::diagnostics::{Diagnostics, KeyPath, closest};
-use crate::config::regex::syntax_problem;
-use crate::event::{
+use crate::base::diagnostics::{Diagnostics, closest};
+
+use crate::base::component::{NodeError, Output, Source};
+use crate::base::dedicated::Dedicated;
+use crate::base::event::{
     Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
 };
-use crate::pipeline::dedicated::Dedicated;
-use crate::pipeline::{NodeError, Output, Source};
+use crate::base::key_path::KeyPath;
+use crate::base::regex::syntax_problem;
 
 /// The options every check has, whatever its protocol.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -63,13 +65,13 @@ pub struct CheckConfig {
     #[serde(default)]
     pub check: String,
     /// How often the check runs. Default `10s`.
-    #[serde(default = "default_interval", with = "crate::config::duration")]
+    #[serde(default = "default_interval", with = "crate::base::duration")]
     pub interval: Duration,
     /// How long one attempt may take. Default `5s`, or the interval if shorter.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::config::duration::optional"
+        with = "crate::base::duration::optional"
     )]
     pub timeout: Option<Duration>,
     /// Retries within one tick. Default: none.
@@ -505,7 +507,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::pipeline::Batch;
+    use crate::base::component::Batch;
     use crate::sources::retry::Jitter;
 
     /// A probe that takes `takes` of (virtual) time and then is down, `hangs` forever,

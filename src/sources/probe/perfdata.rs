@@ -21,7 +21,7 @@
 //! output is cut to [`super::MAX_DETAIL_BYTES`].
 
 use super::bounded_detail;
-use crate::event::PerfSample;
+use crate::base::event::PerfSample;
 
 /// At most this many samples are kept per output; the rest are not even parsed. A check
 /// with more values than this is misconfigured, and each sample becomes a metric series.

@@ -45,9 +45,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::perfdata::parse_plugin_output;
 use super::{Attempt, Probe, ProbeOptions};
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::config::paths::resolve;
-use crate::event::{FailureReason, Outcome};
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::event::{FailureReason, Outcome};
+use crate::base::key_path::KeyPath;
+use crate::base::paths::resolve;
 
 /// The most of standard output, and of standard error, that is kept.
 const OUTPUT_LIMIT: usize = 64 * 1024;

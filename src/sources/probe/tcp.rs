@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Attempt, Probe, ProbeOptions, RegexText};
-use crate::event::FailureReason;
+use crate::base::event::FailureReason;
 
 /// The most of a reply that is read and matched.
 const REPLY_LIMIT: usize = 64 * 1024;

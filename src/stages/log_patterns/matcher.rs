@@ -27,7 +27,7 @@ use memchr::memmem;
 
 use super::literals::LiteralSet;
 use super::pattern::{CompiledPattern, Verdict};
-use crate::event::{PatternErrorReason, trim_line_end};
+use crate::base::event::{PatternErrorReason, trim_line_end};
 
 /// Index of a pattern in the matcher's list.
 pub type PatternId = usize;
@@ -372,7 +372,7 @@ fn lowercase_into(src: &[u8], dst: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Severity;
+    use crate::base::event::Severity;
     use crate::stages::log_patterns::PatternConfig;
 
     fn matcher(patterns: &[&str]) -> Matcher {

@@ -33,9 +33,11 @@ use serde_norway::Value;
 
 use self::matcher::{Found, Matcher, Undecided};
 use self::pattern::{BLOCK_BUDGET, CompiledPattern, LINE_BUDGET, catastrophic_shape};
-use crate::config::diagnostics::{Diagnostics, KeyPath};
-use crate::event::{Event, LogMatch, PatternErrors, Severity};
-use crate::pipeline::Stage;
+use crate::base::diagnostics::Diagnostics;
+
+use crate::base::component::Stage;
+use crate::base::event::{Event, LogMatch, PatternErrors, Severity};
+use crate::base::key_path::KeyPath;
 
 /// One named pattern, as configured.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -188,7 +190,7 @@ impl Stage for LogPatterns {
         }
         for found in &self.found.matches {
             let pattern = &self.matcher.patterns()[found.pattern];
-            let line = crate::event::trim_line_end(&lines.text[found.start..found.end]);
+            let line = crate::base::event::trim_line_end(&lines.text[found.start..found.end]);
             out.push(Event::LogMatch(LogMatch {
                 service: lines.service.clone(),
                 path: lines.path.clone(),
@@ -205,8 +207,8 @@ impl Stage for LogPatterns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::spans::SpanIndex;
-    use crate::event::LogLines;
+    use crate::base::event::LogLines;
+    use crate::base::spans::SpanIndex;
     use std::time::UNIX_EPOCH;
 
     fn stage(patterns: &[(&str, &str, Severity)]) -> LogPatterns {

@@ -33,8 +33,8 @@ use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 use super::PatternConfig;
 use super::literals::Requirement;
-use crate::config::regex::{character, syntax_problem};
-use crate::event::{PatternErrorReason, Severity};
+use crate::base::event::{PatternErrorReason, Severity};
+use crate::base::regex::{character, syntax_problem};
 
 /// The most time one line may take a backtracking pattern.
 pub const LINE_BUDGET: Duration = Duration::from_millis(25);
@@ -148,7 +148,7 @@ impl CompiledPattern {
                 if let Verdict::Undecided(reason) = verdict
                     && !std::mem::replace(warned, true)
                 {
-                    tracing::warn!(pattern = %crate::text::Escaped(&self.name), reason = reason.as_str(), "Pattern could not decide a line within its limits; such lines are counted in aegis_log_pattern_errors_total, not taken as matches or not.");
+                    tracing::warn!(pattern = %crate::base::text::Escaped(&self.name), reason = reason.as_str(), "Pattern could not decide a line within its limits; such lines are counted in aegis_log_pattern_errors_total, not taken as matches or not.");
                 }
                 verdict
             }

@@ -1,6 +1,6 @@
 //! Durations as people write them: `"500ms"`, `"30s"`, `"1m"`, `"1h 30m"`.
 //!
-//! Used as `#[serde(with = "crate::config::duration")]`. Every duration Aegis takes so
+//! Used as `#[serde(with = "crate::base::duration")]`. Every duration Aegis takes so
 //! far is an interval, so zero is refused here rather than in each component, and so
 //! is more than a year.
 
@@ -51,7 +51,7 @@ pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S:
     serializer.serialize_str(&humantime::format_duration(*duration).to_string())
 }
 
-/// The same for an optional duration: `#[serde(default, with = "crate::config::duration::optional")]`.
+/// The same for an optional duration: `#[serde(default, with = "crate::base::duration::optional")]`.
 pub mod optional {
     use std::time::Duration;
 

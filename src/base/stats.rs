@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::Batch;
+use super::component::Batch;
 
 /// The counts of one node.
 pub struct NodeStats {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScanError, Span};
 
-use super::diagnostics::KeyPath;
+use super::key_path::KeyPath;
 
 /// How deeply maps and lists may nest. A configuration needs fewer than 10 levels; the
 /// limit stops a file of nothing but brackets early, since the cost of indexing (and of

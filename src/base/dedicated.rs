@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use tokio::runtime::Handle;
 
-use super::NodeError;
+use super::component::NodeError;
 
 /// A single-threaded runtime on a thread of its own, started on first use.
 pub struct Dedicated {

@@ -1,0 +1,23 @@
+//! The bottom floor: the vocabulary every other module shares, depending on nothing
+//! above it. The events ([`event`]); the component contracts ([`component`]); places
+//! in a configuration file ([`key_path`], [`spans`]) and the problems found there
+//! ([`diagnostics`]); durations, regexes and paths as configuration writes them
+//! ([`duration`], [`regex`], [`paths`]); text safe to show ([`text`]); and what
+//! components share at run time: threads of their own ([`dedicated`]) and the
+//! pipeline's counts ([`stats`]).
+//!
+//! The floors above: the components (`sources`, `stages`, `sinks`), then the
+//! configuration loader (`config`), then the graph and the runtime (`pipeline`), then
+//! `main`. A module never imports one of a higher floor (tests/floors.rs checks it).
+
+pub mod component;
+pub mod dedicated;
+pub mod diagnostics;
+pub mod duration;
+pub mod event;
+pub mod key_path;
+pub mod paths;
+pub mod regex;
+pub mod spans;
+pub mod stats;
+pub mod text;
