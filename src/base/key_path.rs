@@ -89,3 +89,19 @@ impl fmt::Display for KeyPath {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_read_like_yaml() {
+        let path = KeyPath::root()
+            .key("logs")
+            .key("patterns")
+            .index(2)
+            .key("severity");
+        assert_eq!(path.to_string(), "logs.patterns[2].severity");
+        assert_eq!(path.parent().unwrap().to_string(), "logs.patterns[2]");
+    }
+}
