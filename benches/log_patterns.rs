@@ -155,7 +155,7 @@ fn build(patterns: &[(&str, &str)]) -> LogPatterns {
     let spans = SpanIndex::default();
     let mut diag = Diagnostics::new(&spans);
     config
-        .build(&mut diag)
+        .compile(&mut diag)
         .expect("the benchmark's patterns compile")
 }
 

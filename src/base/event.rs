@@ -53,6 +53,14 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind: what a sink that publishes anything takes.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::LogLines,
+        EventKind::LogMatch,
+        EventKind::PatternErrors,
+        EventKind::ProbeResult,
+    ];
+
     /// The name users see in configuration errors.
     pub fn describe(self) -> &'static str {
         match self {

@@ -18,6 +18,7 @@ pub mod event;
 pub mod key_path;
 pub mod paths;
 pub mod regex;
+pub mod registry;
 pub mod spans;
 pub mod stats;
 pub mod text;

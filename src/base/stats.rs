@@ -1,9 +1,10 @@
 //! What moved through each node of the running pipeline: events in and out, and how
 //! full its channel is. The runtime keeps the counts (with atomics, as events pass);
-//! whoever reports them (the `prometheus` sink) reads them through [`current`].
+//! whoever reports them (the `prometheus` sink) reads them through the pipeline's
+//! [`StatsHandle`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
@@ -57,17 +58,20 @@ pub struct PipelineStats {
     pub nodes: Vec<NodeStats>,
 }
 
-static CURRENT: Mutex<Option<Arc<PipelineStats>>> = Mutex::new(None);
+/// The counts of one pipeline, from when it starts to run: handed to the components
+/// that report them (the `prometheus` sink) when they are built, before there is
+/// anything to count.
+#[derive(Clone, Default)]
+pub struct StatsHandle(Arc<OnceLock<PipelineStats>>);
 
-/// The counts of the pipeline running now, if one is.
-pub fn current() -> Option<Arc<PipelineStats>> {
-    CURRENT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
+impl StatsHandle {
+    /// The counts, once the pipeline runs.
+    pub fn get(&self) -> Option<&PipelineStats> {
+        self.0.get()
+    }
 
-/// Makes `stats` the running pipeline's.
-pub(crate) fn set_current(stats: Arc<PipelineStats>) {
-    *CURRENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+    /// Called once by the runtime as the pipeline starts; a second call is ignored.
+    pub fn set(&self, stats: PipelineStats) {
+        let _ = self.0.set(stats);
+    }
 }

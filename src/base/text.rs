@@ -21,6 +21,15 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// `a`, `b`, `c` in backticks, for messages.
+pub fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
 
-use self::pipeline::{PipelineConfig, describe, list};
+use self::pipeline::{PipelineConfig, describe};
 use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::key_path::KeyPath;
 use crate::base::spans::{Mark, SpanIndex};
+use crate::base::text::list;
 
 /// The absolute folder of the configuration `file`: what relative paths in it start
 /// from, whatever the folder Aegis was started in.

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
-use crate::base::diagnostics::{Diagnostics, closest};
+use crate::base::diagnostics::Diagnostics;
+use crate::base::text::list;
 
 use super::names;
 use crate::base::key_path::KeyPath;
@@ -81,7 +82,7 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                         node,
                         &node_path,
                         false,
-                        SourceConfig::TYPES,
+                        &SourceConfig::types(),
                         SourceConfig::decode,
                         diag,
                     );
@@ -99,7 +100,7 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                         node,
                         &node_path,
                         true,
-                        StageConfig::TYPES,
+                        &StageConfig::types(),
                         StageConfig::decode,
                         diag,
                     );
@@ -114,7 +115,7 @@ pub fn decode(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
                     node,
                     &node_path,
                     true,
-                    SinkConfig::TYPES,
+                    &SinkConfig::types(),
                     SinkConfig::decode,
                     diag,
                 )),
@@ -207,15 +208,7 @@ fn decode_node<C>(
     let kind = options.remove("type");
     let inputs = options.remove("inputs");
     let kind = match kind {
-        Some(Value::String(kind)) if types.contains(&kind.as_str()) => kind,
-        Some(Value::String(kind)) => {
-            let mut message = format!("unknown type `{kind}`; expected one of {}", list(types));
-            if let Some(close) = closest(&kind, types.iter().copied()) {
-                message.push_str(&format!(" (did you mean `{close}`?)"));
-            }
-            diag.error(&path.key("type"), message);
-            return None;
-        }
+        Some(Value::String(kind)) => kind,
         Some(other) => {
             diag.error(
                 &path.key("type"),
@@ -257,15 +250,6 @@ fn decode_node<C>(
         path: path.clone(),
         implicit: false,
     })
-}
-
-/// `a`, `b`, `c` in backticks, for messages.
-pub fn list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|item| format!("`{item}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What kind of YAML value this is, for "expected X, found Y" messages.

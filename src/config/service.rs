@@ -47,10 +47,11 @@ use serde_norway::{Mapping, Value};
 use crate::base::diagnostics::{Diagnostics, closest};
 
 use super::names;
-use super::pipeline::{NodeConfig, PipelineConfig, describe, list};
+use super::pipeline::{NodeConfig, PipelineConfig, describe};
 use crate::base::event::EventKind;
 use crate::base::key_path::KeyPath;
 use crate::base::paths;
+use crate::base::text::list;
 use crate::sinks::SinkConfig;
 use crate::sinks::console::ConsoleConfig;
 use crate::sinks::prometheus::{self, PrometheusConfig};
@@ -136,7 +137,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     let shown: Vec<String> = (config.stages.iter().map(|stage| stage.id.clone()))
         .chain(
             (config.sources.iter())
-                .filter(|source| source.config.outputs().contains(&EventKind::ProbeResult))
+                .filter(|source| source.config.emits().contains(&EventKind::ProbeResult))
                 .map(|source| source.id.clone()),
         )
         .collect();

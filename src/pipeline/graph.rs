@@ -12,8 +12,10 @@ use std::path::Path;
 use crate::base::component::{Sink, Source, Stage};
 use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::event::EventKind;
-use crate::config::pipeline::{NodeConfig, PipelineConfig, list};
-use crate::sources::log_tail::TailShared;
+use crate::base::registry::{BuildContext, Shared};
+use crate::base::stats::StatsHandle;
+use crate::base::text::list;
+use crate::config::pipeline::{NodeConfig, PipelineConfig};
 
 /// How the components are to run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +41,8 @@ pub struct Node {
 /// A checked pipeline, ready for the runtime.
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// Its counts, which its components were given when built; the runtime fills them.
+    pub stats: StatsHandle,
 }
 
 /// What the checks need to know of a node, whatever its section.
@@ -65,28 +69,37 @@ impl Graph {
         diag: &mut Diagnostics,
     ) -> Option<Graph> {
         let decoded_cleanly = !diag.has_errors();
-        let tails = TailShared::default();
-        let sources = config.sources.iter().map(|n| {
-            let shape = shape(n, "source", &[], n.config.outputs());
-            let source = n.config.build(&n.id, base, options.once, &tails);
-            (shape, Some(Component::Source(source)))
-        });
-        let stages = config.stages.iter().map(|n| {
-            let shape = shape(n, "stage", n.config.accepts(), n.config.outputs());
-            (shape, n.config.build(diag).map(Component::Stage))
-        });
-        let sinks = config.sinks.iter().map(|n| {
-            let shape = shape(n, "sink", n.config.accepts(), &[]);
+        let stats = StatsHandle::default();
+        let shared = Shared::default();
+        let around = Surroundings {
+            base,
+            once: options.once,
+            stats: &stats,
+            shared: &shared,
+        };
+        let mut shapes = Vec::new();
+        let mut components = Vec::new();
+        for n in &config.sources {
+            shapes.push(shape(n, "source", &[], n.config.emits()));
+            let mut cx = around.context(n, &[], diag);
+            components.push(n.config.build(&mut cx).map(Component::Source));
+        }
+        for n in &config.stages {
+            shapes.push(shape(n, "stage", n.config.accepts(), n.config.emits()));
+            let mut cx = around.context(n, &[], diag);
+            components.push(n.config.build(&mut cx).map(Component::Stage));
+        }
+        for n in &config.sinks {
+            shapes.push(shape(n, "sink", n.config.accepts(), &[]));
             // The health checks that feed the sink directly (a check's results go
             // straight from its source), so that it knows what to wait for.
             let checks: Vec<(&str, &str)> = (config.sources.iter())
                 .filter(|source| n.inputs.contains(&source.id))
                 .filter_map(|source| source.config.check())
                 .collect();
-            (shape, Some(Component::Sink(n.config.build(&checks))))
-        });
-        let (shapes, components): (Vec<Shape>, Vec<Option<Component>>) =
-            sources.chain(stages).chain(sinks).unzip();
+            let mut cx = around.context(n, &checks, diag);
+            components.push(n.config.build(&mut cx).map(Component::Sink));
+        }
         if !decoded_cleanly {
             return None;
         }
@@ -106,7 +119,7 @@ impl Graph {
                 component: component.expect("no errors, so every component was built"),
             })
             .collect();
-        Some(Graph { nodes })
+        Some(Graph { nodes, stats })
     }
 
     /// Adds a sink fed by every source and stage (the `--once` summary).
@@ -137,6 +150,34 @@ impl Graph {
         self.nodes.retain(|node| {
             !(matches!(node.component, Component::Sink(_)) && implicit.contains(&node.id.as_str()))
         });
+    }
+}
+
+/// What the build contexts of one pipeline's nodes have in common.
+struct Surroundings<'a> {
+    base: &'a Path,
+    once: bool,
+    stats: &'a StatsHandle,
+    shared: &'a Shared,
+}
+
+impl<'a> Surroundings<'a> {
+    fn context<'d, C>(
+        &self,
+        node: &'a NodeConfig<C>,
+        checks: &'a [(&'a str, &'a str)],
+        diag: &'a mut Diagnostics<'d>,
+    ) -> BuildContext<'a, 'd> {
+        BuildContext {
+            id: &node.id,
+            path: &node.path,
+            base: self.base,
+            once: self.once,
+            diag,
+            stats: self.stats,
+            checks,
+            shared: self.shared,
+        }
     }
 }
 
@@ -304,5 +345,67 @@ fn warn_unused(shapes: &[Shape], inputs: &[Vec<usize>], diag: &mut Diagnostics) 
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::spans::SpanIndex;
+    use crate::config;
+
+    /// Loads `text` as a configuration file would be: every error and warning, as
+    /// `line: path: message`, and how many nodes the graph has if it was built.
+    fn load(text: &str) -> (Vec<String>, Option<usize>) {
+        let spans = SpanIndex::build(text);
+        let mut diag = Diagnostics::new(&spans);
+        let graph = config::parse(text, &spans, &mut diag).and_then(|pipeline| {
+            Graph::build(
+                &pipeline,
+                Path::new("/"),
+                &BuildOptions::default(),
+                &mut diag,
+            )
+        });
+        let (errors, warnings) = diag.finish();
+        let problems = (errors.iter().chain(&warnings))
+            .map(|d| format!("{}: {}: {}", d.mark.line, d.path, d.message))
+            .collect();
+        (problems, graph.map(|graph| graph.nodes.len()))
+    }
+
+    const CHECK: &str = "sources:\n  up: {type: tcp_probe, service: s, address: '127.0.0.1:1'}\n";
+
+    #[test]
+    fn a_stage_in_the_registry_is_decoded_checked_and_built() {
+        // `pass_results`, a stage only tests know, added as any stage is.
+        let text = format!(
+            "{CHECK}stages:\n  pass: {{type: pass_results, inputs: [up]}}\nsinks:\n  out: {{type: console, inputs: [pass]}}\n"
+        );
+        assert_eq!(load(&text), (vec![], Some(3)));
+    }
+
+    #[test]
+    fn its_name_is_suggested_and_its_event_kinds_checked() {
+        let typo = format!(
+            "{CHECK}stages:\n  pass: {{type: pass_result, inputs: [up]}}\nsinks:\n  out: {{type: console, inputs: [pass]}}\n"
+        );
+        let (problems, graph) = load(&typo);
+        assert_eq!(graph, None);
+        assert_eq!(
+            problems,
+            [
+                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `pass_results` (did you mean `pass_results`?)"
+            ]
+        );
+        let logs = "sources:\n  app: {type: log_tail, service: s, paths: [/a.log]}\nstages:\n  pass: {type: pass_results, inputs: [app]}\nsinks:\n  out: {type: console, inputs: [pass]}\n";
+        let (problems, graph) = load(logs);
+        assert_eq!(graph, None);
+        assert_eq!(
+            problems,
+            [
+                "4: stages.pass.inputs[0]: input `app` emits log lines, but this stage takes only probe results"
+            ]
+        );
     }
 }

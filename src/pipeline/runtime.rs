@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph::{Component, Graph};
 use crate::base::component::{Batch, Input, NodeError, Output, Stage};
-use crate::base::stats::{self, NodeStats, PipelineStats};
+use crate::base::stats::{NodeStats, PipelineStats};
 
 /// Batches a channel holds before its sender waits. Log batches are at most about a
 /// megabyte, so an edge holds up a few megabytes at most.
@@ -71,7 +71,7 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
     let counters: Vec<_> = (stats.iter())
         .map(|node| (Arc::clone(&node.sent), Arc::clone(&node.received)))
         .collect();
-    stats::set_current(Arc::new(PipelineStats { nodes: stats }));
+    graph.stats.set(PipelineStats { nodes: stats });
     // The original senders are dropped here, so a channel closes exactly when all the
     // nodes feeding it have stopped.
     drop(senders);
@@ -196,6 +196,7 @@ mod tests {
     use super::*;
     use crate::base::component::{Sink, Source};
     use crate::base::event::{Event, LogLines};
+    use crate::base::stats::StatsHandle;
     use crate::pipeline::graph::Node;
     use futures::future::BoxFuture;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -322,6 +323,7 @@ mod tests {
                 node("fast", vec![1], Component::Sink(Box::new(fast_sink))),
                 node("slow", vec![1, 0], Component::Sink(Box::new(slow_sink))),
             ],
+            stats: StatsHandle::default(),
         };
         run(graph, CancellationToken::new()).await.unwrap();
         let expected: Vec<String> = (0..500).map(|n| format!("{n}\n")).collect();

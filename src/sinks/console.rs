@@ -16,18 +16,37 @@ use std::io::{self, Write};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use serde_norway::Value;
 use tokio::sync::mpsc;
 
 use crate::base::component::{Input, NodeError, Sink};
+use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
-    Event, FailureReason, LogLines, LogMatch, Outcome, PatternErrors, PerfSample, ProbeKind,
-    ProbeResult, ProbeStatus,
+    Event, EventKind, FailureReason, LogLines, LogMatch, Outcome, PatternErrors, PerfSample,
+    ProbeKind, ProbeResult, ProbeStatus,
 };
+use crate::base::key_path::KeyPath;
+use crate::base::registry::{BuildContext, ComponentType};
 
 /// Configuration of a `console` sink: it has no options.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {}
+
+impl ComponentType for ConsoleConfig {
+    const NAME: &'static str = "console";
+    const ACCEPTS: &'static [EventKind] = EventKind::ALL;
+    const EMITS: &'static [EventKind] = &[];
+    type Built = dyn Sink;
+
+    fn decode(options: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<Self> {
+        diag.decode(options, path)
+    }
+
+    fn build(&self, _: &mut BuildContext) -> Option<Box<dyn Sink>> {
+        Some(Box::new(Console))
+    }
+}
 
 pub struct Console;
 

@@ -37,14 +37,18 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_norway::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use self::metrics::Metrics;
 use crate::base::component::{Input, NodeError, Sink};
-use crate::base::event::ServiceName;
-use crate::base::stats;
+use crate::base::diagnostics::Diagnostics;
+use crate::base::event::{EventKind, ServiceName};
+use crate::base::key_path::KeyPath;
+use crate::base::registry::{BuildContext, ComponentType};
+use crate::base::stats::StatsHandle;
 
 /// Configuration of a `prometheus` sink.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -108,17 +112,27 @@ impl<'de> Deserialize<'de> for MetricsPath {
     }
 }
 
-impl PrometheusConfig {
-    /// Builds the sink; `checks` are the (service, check) pairs of the health checks
-    /// that feed it: a service is reported up or down once all of them have reported.
-    pub fn build(&self, checks: &[(&str, &str)]) -> Prometheus {
-        Prometheus {
+impl ComponentType for PrometheusConfig {
+    const NAME: &'static str = "prometheus";
+    const ACCEPTS: &'static [EventKind] = EventKind::ALL;
+    const EMITS: &'static [EventKind] = &[];
+    type Built = dyn Sink;
+
+    fn decode(options: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<Self> {
+        diag.decode(options, path)
+    }
+
+    /// A service is reported up or down once all the checks that feed the sink
+    /// (`cx.checks`) have reported; the pipeline's own counts come from `cx.stats`.
+    fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Sink>> {
+        Some(Box::new(Prometheus {
             listen: self.listen.0,
             path: self.path.0.clone(),
-            checks: (checks.iter())
+            checks: (cx.checks.iter())
                 .map(|(service, check)| ((*service).into(), (*check).into()))
                 .collect(),
-        }
+            stats: cx.stats.clone(),
+        }))
     }
 }
 
@@ -162,6 +176,8 @@ pub struct Prometheus {
     listen: SocketAddr,
     path: String,
     checks: Vec<(ServiceName, Arc<str>)>,
+    /// The pipeline's counts, published with the events'.
+    stats: StatsHandle,
 }
 
 impl Sink for Prometheus {
@@ -179,7 +195,7 @@ impl Sink for Prometheus {
             let connections = connection_limit();
             tracing::info!(%address, path = %self.path, connections, "Serving metrics.");
             let metrics = Arc::new(Mutex::new(Metrics::expecting(&self.checks)));
-            let pages = Arc::new(Pages::new(Arc::clone(&metrics)));
+            let pages = Arc::new(Pages::new(Arc::clone(&metrics), self.stats));
             let server = tokio::spawn(serve(listener, connections, pages, self.path));
             while let Some(batch) = input.recv().await {
                 let mut metrics = metrics.lock().unwrap_or_else(PoisonError::into_inner);
@@ -195,6 +211,7 @@ impl Sink for Prometheus {
 /// Rendered pages, shared by scrapes that come close together.
 struct Pages {
     metrics: Arc<Mutex<Metrics>>,
+    stats: StatsHandle,
     /// The latest page, and when it was rendered: at first, never (and empty).
     last: tokio::sync::Mutex<(Option<Instant>, Bytes)>,
     /// [`MAX_PAGES`] permits, one held by each page in memory (see [`Rendered`]).
@@ -202,9 +219,10 @@ struct Pages {
 }
 
 impl Pages {
-    fn new(metrics: Arc<Mutex<Metrics>>) -> Pages {
+    fn new(metrics: Arc<Mutex<Metrics>>, stats: StatsHandle) -> Pages {
         Pages {
             metrics,
+            stats,
             last: tokio::sync::Mutex::new((None, Bytes::new())),
             in_memory: Arc::new(Semaphore::new(MAX_PAGES)),
         }
@@ -237,7 +255,7 @@ impl Pages {
             .metrics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .refresh(SystemTime::now(), stats::current().as_deref());
+            .refresh(SystemTime::now(), self.stats.get());
         let text = match tokio::task::spawn_blocking(move || rendering.encode()).await {
             Ok(text) => text,
             Err(err) => format!("# rendering failed: {err}\n").into_bytes(),
@@ -373,7 +391,10 @@ mod tests {
 
     #[tokio::test]
     async fn pages_held_by_slow_clients_are_bounded_and_the_last_is_served_again() {
-        let pages = Pages::new(Arc::new(Mutex::new(Metrics::expecting(&[]))));
+        let pages = Pages::new(
+            Arc::new(Mutex::new(Metrics::expecting(&[]))),
+            StatsHandle::default(),
+        );
         // Clients that never read hold every page they are sent.
         let mut held = Vec::new();
         for _ in 0..MAX_PAGES {

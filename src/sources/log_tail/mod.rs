@@ -33,7 +33,6 @@ pub mod tailer;
 pub mod watch;
 
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,7 +45,12 @@ use self::tailer::{Chunk, Due, Progress, Tailer, TailerOptions, Target};
 use self::watch::{Subscription, Watcher};
 use crate::base::component::{NodeError, Output, Source};
 use crate::base::dedicated::Dedicated;
-use crate::base::event::{Event, LogLines, ServiceName};
+use serde_norway::Value;
+
+use crate::base::diagnostics::Diagnostics;
+use crate::base::event::{Event, EventKind, LogLines, ServiceName};
+use crate::base::key_path::KeyPath;
+use crate::base::registry::{BuildContext, ComponentType};
 use crate::base::text::Escaped;
 
 /// How much one poll reads at most, across all files: the size of the blocks sent
@@ -119,36 +123,47 @@ impl<'de> Deserialize<'de> for PathPattern {
 }
 
 /// What the log tails of one pipeline share: the record of the files they read, and
-/// the watcher of their folders. Made once per pipeline, handed to each tail's build.
+/// the watcher of their folders. Made for the pipeline by its first tail's build.
 #[derive(Default)]
 pub struct TailShared {
     registry: Arc<FileRegistry>,
     watcher: Arc<Watcher>,
 }
 
-impl LogTailConfig {
-    /// Builds the source `id`. `base` is the configuration file's folder; with `once`,
-    /// every file is read from its beginning to its end, and then the source ends.
-    pub fn build(&self, id: &str, base: &Path, once: bool, shared: &TailShared) -> LogTail {
+impl ComponentType for LogTailConfig {
+    const NAME: &'static str = "log_tail";
+    const ACCEPTS: &'static [EventKind] = &[];
+    const EMITS: &'static [EventKind] = &[EventKind::LogLines];
+    type Built = dyn Source;
+
+    fn decode(options: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<Self> {
+        diag.decode(options, path)
+    }
+
+    /// Relative paths start at the configuration's folder; with `--once`, every file
+    /// is read from its beginning to its end, and then the source ends. The tails of
+    /// one pipeline share its [`TailShared`].
+    fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Source>> {
         let targets = self
             .paths
             .iter()
-            .map(|path| Target::new(base, &path.0))
+            .map(|path| Target::new(cx.base, &path.0))
             .collect();
         let options = TailerOptions {
-            start_at_end: self.read_from == ReadFrom::End && !once,
+            start_at_end: self.read_from == ReadFrom::End && !cx.once,
             max_line: self.max_line_bytes.get(),
             rotate_wait: ROTATE_WAIT,
-            once,
+            once: cx.once,
         };
-        let tailer = Tailer::new(id.into(), Arc::clone(&shared.registry), targets, options);
-        LogTail {
+        let shared = cx.shared.get::<TailShared>();
+        let tailer = Tailer::new(cx.id.into(), Arc::clone(&shared.registry), targets, options);
+        Some(Box::new(LogTail {
             service: self.service.as_str().into(),
             tailer,
             watcher: Arc::clone(&shared.watcher),
             scan_interval: self.scan_interval,
-            once,
-        }
+            once: cx.once,
+        }))
     }
 }
 

@@ -31,8 +31,9 @@ use tonic_health::pb::health_client::HealthClient;
 
 use super::{Attempt, Probe, ProbeOptions};
 use crate::base::diagnostics::Diagnostics;
+use crate::base::registry::BuildContext;
 
-use crate::base::event::{FailureReason, ProbeStatus};
+use crate::base::event::{FailureReason, ProbeKind, ProbeStatus};
 use crate::base::key_path::KeyPath;
 
 /// Configuration of a `grpc_probe` (the options besides the shared check options).
@@ -78,6 +79,13 @@ impl GrpcProbeConfig {
 }
 
 impl ProbeOptions for GrpcProbeConfig {
+    const NAME: &'static str = "grpc_probe";
+    const KIND: ProbeKind = ProbeKind::Grpc;
+
+    fn probe(&self, _: &mut BuildContext) -> Box<dyn Probe> {
+        Box::new(self.build())
+    }
+
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
         if let Err(message) = self.endpoint() {
             diag.error(&path.key("address"), message);

@@ -39,7 +39,8 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Attempt, Probe, ProbeOptions, RegexText};
-use crate::base::event::{FailureReason, ProbeStatus};
+use crate::base::event::{FailureReason, ProbeKind, ProbeStatus};
+use crate::base::registry::BuildContext;
 
 /// What checks call themselves in `User-Agent`.
 const USER_AGENT: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));
@@ -258,7 +259,14 @@ impl<'de> Deserialize<'de> for StatusRange {
     }
 }
 
-impl ProbeOptions for HttpProbeConfig {}
+impl ProbeOptions for HttpProbeConfig {
+    const NAME: &'static str = "http_probe";
+    const KIND: ProbeKind = ProbeKind::Http;
+
+    fn probe(&self, _: &mut BuildContext) -> Box<dyn Probe> {
+        Box::new(self.build())
+    }
+}
 
 impl HttpProbeConfig {
     pub fn build(&self) -> HttpProbe {

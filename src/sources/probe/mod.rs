@@ -50,10 +50,12 @@ use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::component::{NodeError, Output, Source};
 use crate::base::dedicated::Dedicated;
 use crate::base::event::{
-    Event, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus, ServiceName,
+    Event, EventKind, FailureReason, Outcome, PerfSample, ProbeKind, ProbeResult, ProbeStatus,
+    ServiceName,
 };
 use crate::base::key_path::KeyPath;
 use crate::base::regex::syntax_problem;
+use crate::base::registry::{BuildContext, ComponentType};
 
 /// The options every check has, whatever its protocol.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -106,17 +108,30 @@ pub struct ProbeConfig<P> {
 }
 
 /// A protocol's own options.
-pub trait ProbeOptions: serde::de::DeserializeOwned {
+pub trait ProbeOptions: serde::de::DeserializeOwned + Serialize {
+    /// The source's `type:` in configuration.
+    const NAME: &'static str;
+    /// The protocol, as results name it.
+    const KIND: ProbeKind;
+
     /// Checks what decoding each key on its own cannot (keys that depend on each
     /// other), reporting problems at `path`, the node's options.
     fn check(&self, _path: &KeyPath, _diag: &mut Diagnostics) {}
+
+    /// Makes the protocol's attempt maker.
+    fn probe(&self, cx: &mut BuildContext) -> Box<dyn Probe>;
 }
 
-impl<P: ProbeOptions> ProbeConfig<P> {
+impl<P: ProbeOptions> ComponentType for ProbeConfig<P> {
+    const NAME: &'static str = P::NAME;
+    const ACCEPTS: &'static [EventKind] = &[];
+    const EMITS: &'static [EventKind] = &[EventKind::ProbeResult];
+    type Built = dyn Source;
+
     /// Decodes a probe node's options. The mapping is split in two, since serde cannot
     /// both flatten a struct and refuse unknown keys; each half is decoded on its own,
     /// so every bad key of either is reported.
-    pub fn decode(body: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<ProbeConfig<P>> {
+    fn decode(body: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<ProbeConfig<P>> {
         let Some(options) = body.as_mapping() else {
             diag.decode::<CheckConfig>(body, path);
             return None;
@@ -155,23 +170,23 @@ impl<P: ProbeOptions> ProbeConfig<P> {
         })
     }
 
-    /// Builds the running source around `probe`, which makes single attempts.
-    pub fn build_with(
-        &self,
-        kind: ProbeKind,
-        probe: Box<dyn Probe>,
-        once: bool,
-    ) -> Box<dyn Source> {
-        Box::new(Scheduled {
+    /// The running source: the protocol's probe, which makes single attempts, on a
+    /// schedule, with retries.
+    fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Source>> {
+        Some(Box::new(Scheduled {
             service: self.check.service.as_str().into(),
             check: self.check.check.as_str().into(),
-            kind,
+            kind: P::KIND,
             interval: self.check.interval,
             timeout: self.check.timeout(),
             retry: self.check.retry.clone(),
-            probe,
-            once,
-        })
+            probe: self.probe.probe(cx),
+            once: cx.once,
+        }))
+    }
+
+    fn check(&self) -> Option<(&str, &str)> {
+        Some((&self.check.service, &self.check.check))
     }
 }
 

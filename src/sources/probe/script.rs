@@ -46,8 +46,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::perfdata::parse_plugin_output;
 use super::{Attempt, Probe, ProbeOptions};
 use crate::base::diagnostics::Diagnostics;
+use crate::base::registry::BuildContext;
 
-use crate::base::event::{FailureReason, Outcome};
+use crate::base::event::{FailureReason, Outcome, ProbeKind};
 use crate::base::key_path::KeyPath;
 use crate::base::paths::resolve;
 
@@ -112,6 +113,13 @@ impl<'de> Deserialize<'de> for CommandLine {
 }
 
 impl ProbeOptions for ScriptProbeConfig {
+    const NAME: &'static str = "script_probe";
+    const KIND: ProbeKind = ProbeKind::Script;
+
+    fn probe(&self, cx: &mut BuildContext) -> Box<dyn Probe> {
+        Box::new(self.build(cx.base))
+    }
+
     /// A command line needs a shell.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
         if let CommandLine::Line(line) = &self.command

@@ -21,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Attempt, Probe, ProbeOptions, RegexText};
-use crate::base::event::FailureReason;
+use crate::base::event::{FailureReason, ProbeKind};
+use crate::base::registry::BuildContext;
 
 /// The most of a reply that is read and matched.
 const REPLY_LIMIT: usize = 64 * 1024;
@@ -40,7 +41,14 @@ pub struct TcpProbeConfig {
     pub expect: Option<RegexText>,
 }
 
-impl ProbeOptions for TcpProbeConfig {}
+impl ProbeOptions for TcpProbeConfig {
+    const NAME: &'static str = "tcp_probe";
+    const KIND: ProbeKind = ProbeKind::Tcp;
+
+    fn probe(&self, _: &mut BuildContext) -> Box<dyn Probe> {
+        Box::new(self.build())
+    }
+}
 
 impl TcpProbeConfig {
     pub fn build(&self) -> TcpProbe {

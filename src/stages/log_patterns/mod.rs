@@ -36,8 +36,9 @@ use self::pattern::{BLOCK_BUDGET, CompiledPattern, LINE_BUDGET, catastrophic_sha
 use crate::base::diagnostics::Diagnostics;
 
 use crate::base::component::Stage;
-use crate::base::event::{Event, LogMatch, PatternErrors, Severity};
+use crate::base::event::{Event, EventKind, LogMatch, PatternErrors, Severity};
 use crate::base::key_path::KeyPath;
+use crate::base::registry::{BuildContext, ComponentType};
 
 /// One named pattern, as configured.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -81,13 +82,13 @@ pub struct LogPatternsConfig {
     pub patterns: Vec<PatternConfig>,
 }
 
-impl LogPatternsConfig {
-    /// Decodes the stage's options (everything but `type` and `inputs`).
-    pub fn decode(
-        body: &Value,
-        path: &KeyPath,
-        diag: &mut Diagnostics,
-    ) -> Option<LogPatternsConfig> {
+impl ComponentType for LogPatternsConfig {
+    const NAME: &'static str = "log_patterns";
+    const ACCEPTS: &'static [EventKind] = &[EventKind::LogLines];
+    const EMITS: &'static [EventKind] = &[EventKind::LogMatch, EventKind::PatternErrors];
+    type Built = dyn Stage;
+
+    fn decode(body: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<LogPatternsConfig> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Raw {
@@ -106,9 +107,15 @@ impl LogPatternsConfig {
         })
     }
 
+    fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Stage>> {
+        Some(Box::new(self.compile(cx.diag)?))
+    }
+}
+
+impl LogPatternsConfig {
     /// Compiles the patterns; a bad regex or a repeated name is reported where the
     /// pattern was written.
-    pub fn build(&self, diag: &mut Diagnostics) -> Option<LogPatterns> {
+    pub fn compile(&self, diag: &mut Diagnostics) -> Option<LogPatterns> {
         let mut compiled = Vec::new();
         for (i, config) in self.patterns.iter().enumerate() {
             if let Some(first) = self.patterns[..i]
@@ -226,7 +233,7 @@ mod tests {
         };
         let spans = SpanIndex::default();
         let mut diag = Diagnostics::new(&spans);
-        config.build(&mut diag).expect("valid patterns")
+        config.compile(&mut diag).expect("valid patterns")
     }
 
     fn lines(text: &str) -> Event {
@@ -289,7 +296,7 @@ mod tests {
         let mut diag = Diagnostics::new(&spans);
         let value: Value = serde_norway::from_str(text).unwrap();
         let config = LogPatternsConfig::decode(&value, &KeyPath::root(), &mut diag).unwrap();
-        assert!(config.build(&mut diag).is_none());
+        assert!(config.compile(&mut diag).is_none());
         let (errors, _) = diag.finish();
         let shown: Vec<String> = errors
             .iter()
