@@ -1,5 +1,6 @@
-//! Aegis watches services: it tails their logs (and, in later versions, probes them),
-//! turns what it sees into one stream of typed events, and publishes what matters.
+//! Aegis watches services: it tails their logs and probes them (HTTP, TCP, gRPC and
+//! Nagios-style scripts), turns what it sees into one stream of typed events, and
+//! publishes what matters.
 //!
 //! The crate is laid out by role: [`event`] is the data, [`config`] reads and checks
 //! configuration, [`pipeline`] holds the component contracts, the graph and the

@@ -20,6 +20,7 @@ use prometheus::{
 };
 
 use crate::event::{Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName};
+use crate::pipeline::runtime::CHANNEL_CAPACITY;
 use crate::pipeline::stats::PipelineStats;
 
 /// Buckets of the check duration histogram, in seconds: a local probe takes about a
@@ -326,7 +327,9 @@ impl Metrics {
                 IntGaugeVec::new(
                     opts(
                         "aegis_pipeline_queued_batches",
-                        "Batches waiting in a node's channel (it holds 8).",
+                        &format!(
+                            "Batches waiting in a node's channel (it holds {CHANNEL_CAPACITY})."
+                        ),
                     ),
                     &["node"],
                 ),
