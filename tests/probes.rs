@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::servers::{Blackhole, ClosedPort, GrpcServer, HttpServer, TcpServer};
-use crate::util::{Scene, aegis, aegis_on};
+use crate::util::{Scene, aegis};
 
 /// Where Debian's monitoring-plugins put the Nagios plugins.
 const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
@@ -456,18 +456,53 @@ fn script_checks_follow_the_nagios_conventions() {
     );
 }
 
+/// Issue 9: a relative path was taken from the configuration's folder only in a list
+/// command; a shell command ran in Aegis's own working directory, where `./check.sh`
+/// is not. Every command now runs in the configuration's folder unless `working_dir`
+/// says otherwise. Aegis runs from elsewhere here (the repository's root).
 #[test]
-fn a_command_line_without_a_shell_is_a_configuration_error() {
+fn commands_run_in_the_configurations_folder_unless_working_dir_says_otherwise() {
     let scene = Scene::new();
-    let config = scene.config(
-        "services:\n  - name: s\n    health_checks:\n      - { name: x, type: script, command: \"check_disk -w 10%\" }\n",
+    let dir = scene.dir.path();
+    script(dir, "check.sh", "echo \"OK - checked in $(pwd)\"");
+    std::fs::create_dir(dir.join("work")).expect("folder");
+    script(
+        &dir.join("work"),
+        "check.sh",
+        "echo \"OK - work's own in $(pwd)\"",
     );
-    let output = aegis_on(&["validate"], &config);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("services[0].health_checks[0].command: `check_disk -w 10%` is a command line, which needs `shell: true`"),
-        "{stderr}"
+    let checks = r#"
+      - { name: shell, type: script, shell: true, command: "./check.sh | tr a-z A-Z" }
+      - { name: shell_in_work, type: script, shell: true, command: "./check.sh", working_dir: work }
+      - { name: list, type: script, command: [./check.sh] }
+      - { name: list_in_work, type: script, command: [./check.sh], working_dir: work }
+"#;
+    let (results, _) = check_once(&scene, checks);
+    let here = dir.canonicalize().unwrap();
+    let work = here.join("work");
+    let upper = format!("OK - CHECKED IN {}", here.display()).to_uppercase();
+    expect(&results, "shell", "up", None, &upper);
+    expect(
+        &results,
+        "shell_in_work",
+        "up",
+        None,
+        &format!("OK - work's own in {}", work.display()),
+    );
+    expect(
+        &results,
+        "list",
+        "up",
+        None,
+        &format!("OK - checked in {}", here.display()),
+    );
+    // A list's program is taken from the configuration's folder, wherever it runs.
+    expect(
+        &results,
+        "list_in_work",
+        "up",
+        None,
+        &format!("OK - checked in {}", work.display()),
     );
 }
 
