@@ -647,3 +647,21 @@ fn retries_until_up_spaced_within_the_policy() {
         );
     }
 }
+
+/// Issue 9: `retry: {max_attempts: 3}` with `interval: 5s` and no `timeout` made one
+/// attempt per tick (the default timeout was the interval, and no retry fitted after
+/// it), and `validate` said the file was valid. With the defaults, every attempt asked
+/// for reaches the server.
+#[test]
+fn retries_asked_for_are_made_with_the_default_timeout() {
+    let server = HttpServer::start();
+    let scene = Scene::new();
+    let checks = format!(
+        "      - {{ name: failing, type: http, url: \"{}\", interval: 5s, retry: {{ max_attempts: 3 }} }}\n",
+        server.url("/status/503")
+    );
+    let (results, _) = check_once(&scene, &checks);
+    expect(&results, "failing", "down", Some("status"), "status 503");
+    assert_eq!(results["failing"]["attempts"], 3);
+    assert_eq!(server.arrivals("/status/503").len(), 3);
+}
