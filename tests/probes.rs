@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::servers::{Blackhole, ClosedPort, GrpcServer, HttpServer, TcpServer};
-use crate::util::{Scene, aegis};
+use crate::util::{PATIENCE, Scene, aegis};
 
 /// Where Debian's monitoring-plugins put the Nagios plugins.
 const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
@@ -79,14 +79,15 @@ fn expect(
     );
 }
 
-/// Asserts that a check was cut at `timeout`: its attempt took at least that long and
-/// not much more.
+/// Asserts that a check was cut at `timeout`: its attempt took at least that long, and
+/// ended long before the target would have (the targets here hang for minutes or for
+/// ever). The margin is [`PATIENCE`], which a loaded machine keeps.
 #[track_caller]
 fn cut_at(results: &HashMap<String, Value>, check: &str, timeout: Duration) {
     expect(results, check, "down", Some("timeout"), "timed out after");
     let latency = Duration::from_secs_f64(results[check]["latency"].as_f64().unwrap());
     assert!(
-        latency >= timeout && latency < timeout + Duration::from_millis(700),
+        latency >= timeout && latency < timeout + PATIENCE,
         "`{check}` took {latency:?}, its timeout is {timeout:?}"
     );
 }
@@ -166,7 +167,8 @@ fn http_checks_report_status_body_and_connection_failures() {
     );
     expect(&results, "tls", "down", Some("tls"), "TLS: ");
     cut_at(&results, "hung", Duration::from_secs(1));
-    assert!(elapsed < Duration::from_secs(5), "the run took {elapsed:?}");
+    // The run does not wait for the hung request either.
+    assert!(elapsed < PATIENCE, "the run took {elapsed:?}");
 }
 
 #[test]
@@ -384,8 +386,9 @@ fn script_checks_follow_the_nagios_conventions() {
         "echo 'usage: check_x -H host' >&2; exit 3",
     );
     let environment = script(dir, "env.sh", "echo \"OK - $GREETING from $(pwd)\"");
-    // A child that leaves the process group and keeps standard output open.
-    let escaped = script(dir, "escaped.sh", "setsid sleep 5 &\necho 'OK - escaped'");
+    // A child that leaves the process group and keeps standard output open for longer
+    // than the check's timeout: the check is up only if it did not wait for it.
+    let escaped = script(dir, "escaped.sh", "setsid sleep 30 &\necho 'OK - escaped'");
     let flood = script(
         dir,
         "flood.sh",
@@ -402,7 +405,7 @@ fn script_checks_follow_the_nagios_conventions() {
       - {{ name: shell, type: script, shell: true, command: "echo 'OK - piped' | tr a-z A-Z" }}
       - {{ name: missing, type: script, command: ["./no-such-check.sh"] }}
       - {{ name: flood, type: script, command: ["{flood}"] }}
-      - {{ name: escaped, type: script, command: ["{escaped}"], timeout: 4s }}
+      - {{ name: escaped, type: script, command: ["{escaped}"], interval: 1m, timeout: 20s }}
 "#
     );
     let (results, _) = check_once(&scene, &checks);
@@ -449,11 +452,6 @@ fn script_checks_follow_the_nagios_conventions() {
     expect(&results, "missing", "down", Some("spawn"), "cannot start `");
     expect(&results, "flood", "up", None, "OK - flooding");
     expect(&results, "escaped", "up", None, "OK - escaped");
-    let latency = results["escaped"]["latency"].as_f64().unwrap();
-    assert!(
-        latency < 2.0,
-        "the escaped child held the check for {latency} s"
-    );
 }
 
 /// Issue 9: a relative path was taken from the configuration's folder only in a list
@@ -524,7 +522,8 @@ fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
         format!("      - {{ name: hung, type: script, command: [\"{hung}\"], timeout: 1s }}\n");
     let (results, elapsed) = check_once(&scene, &checks);
     cut_at(&results, "hung", Duration::from_secs(1));
-    assert!(elapsed < Duration::from_secs(5), "the run took {elapsed:?}");
+    // Nor for the script's child, which sleeps for minutes.
+    assert!(elapsed < PATIENCE, "the run took {elapsed:?}");
     let recorded = std::fs::read_to_string(&pids).expect("the script recorded its pids");
     for pid in recorded.split_whitespace() {
         assert!(
@@ -537,7 +536,7 @@ fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
 /// Whether process `pid` has ended: no longer there, or a zombie waiting for its
 /// parent. Polled with a deadline, since the kernel reaps on its own time.
 fn gone(pid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
@@ -635,14 +634,15 @@ fn retries_until_up_spaced_within_the_policy() {
     let arrivals = server.arrivals("/flaky/2");
     assert_eq!(arrivals.len(), 3, "three attempts reached the server");
     // A gap is the delay plus a request's round trip: never shorter than the delay's
-    // lower bound, and longer than its upper bound only by a loaded machine's slack.
-    let slack = Duration::from_millis(300);
-    for (n, (low, high)) in [(100, 200), (200, 400)].into_iter().enumerate() {
+    // lower bound. How much longer depends on the machine's load; that delays keep to
+    // their upper bound is pinned on the paused clock (`retries_stop_at_the_tick_budget`
+    // in src/sources/probe/mod.rs, and the draws in src/sources/retry.rs).
+    for (n, low) in [100, 200].into_iter().enumerate() {
         let gap = arrivals[n + 1] - arrivals[n];
-        let (low, high) = (Duration::from_millis(low), Duration::from_millis(high));
+        let low = Duration::from_millis(low);
         assert!(
-            gap >= low && gap <= high + slack,
-            "gap before retry {}: {gap:?}, expected within [{low:?}, {high:?}] (+ slack)",
+            gap >= low,
+            "gap before retry {}: {gap:?}, expected {low:?} at least",
             n + 1
         );
     }
