@@ -1,6 +1,6 @@
-//! Aegis watches services: it probes them (HTTP, TCP, gRPC health, scripts), tails
-//! their logs, turns what it sees into one stream of typed events, and publishes what
-//! matters.
+//! Aegis watches services: it tails their logs and probes them (HTTP, TCP, gRPC and
+//! Nagios-style scripts), turns what it sees into one stream of typed events, and
+//! publishes what matters.
 //!
 //! The crate is built in floors, each using only those below it: [`base`] is the
 //! shared vocabulary (events, the component contracts, configuration places and

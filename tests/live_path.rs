@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::prometheus::{metrics_address, scrape_until, value};
-use crate::util::{Scene, aegis, events, open_append};
+use crate::util::{PATIENCE, Scene, aegis, events, open_append};
 
 /// The `--once --format json` report of `aegis` run from `dir` on `config` as named.
 fn once_from(dir: &Path, config: &str) -> (serde_json::Value, String, Option<i32>) {
@@ -57,12 +57,13 @@ fn a_bare_config_file_name_reads_relative_globs_from_its_folder() {
 }
 
 /// Defect 1: an exact relative path got no file notifications, only the scan interval
-/// (here a minute).
+/// (here an hour: a line that comes within the [`PATIENCE`] of `wait_out`, seconds,
+/// came by notification, however loaded the machine).
 #[test]
 fn a_relative_exact_path_is_followed_by_notification_not_by_the_scan_interval() {
     let scene = Scene::new();
     File::create(scene.path("app.log")).unwrap();
-    scene.config(&service_config("app.log", "1m"));
+    scene.config(&service_config("app.log", "1h"));
     let mut aegis = scene.run_here(&[]);
     aegis.wait_err("Following file.", 1);
     // The first line settles the start (a tail may look at its files twice as it
@@ -72,16 +73,10 @@ fn a_relative_exact_path_is_followed_by_notification_not_by_the_scan_interval() 
     aegis.wait_out("the first match", |out| {
         events(out, "log_match").count() == 1
     });
-    let written = Instant::now();
     writeln!(log, "ERROR second").unwrap();
     aegis.wait_out("the second match", |out| {
         events(out, "log_match").count() == 2
     });
-    assert!(
-        written.elapsed() < Duration::from_secs(2),
-        "the line took {:?}",
-        written.elapsed()
-    );
     assert!(aegis.terminate().success());
 }
 
@@ -129,13 +124,9 @@ fn special_files_are_skipped_with_one_warning_each_and_the_rest_is_followed() {
         fs::write(scene.path(&format!("later{n}.log")), "").unwrap();
         daemon.wait_err(&format!("later{n}.log"), 1);
     }
-    let started = Instant::now();
+    // The loop on the procfs file ignored SIGTERM: `terminate` fails the test if Aegis
+    // has not exited within its PATIENCE.
     assert_eq!(daemon.terminate().code(), Some(0));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     for (name, _) in special {
         let said = daemon.err.iter().filter(|line| line.contains(name)).count();
         assert_eq!(said, 1, "{name} said once:\n{}", daemon.err.join("\n"));
@@ -263,7 +254,9 @@ fn every_line_once_through(rotation: Rotation) {
     daemon.wait_err("Following file.", 1);
     let (rounds, per_round) = (5, 50_000);
     let rate = write_and_rotate(scene.dir.path(), rounds, per_round, rotation);
-    assert!(rate >= 100_000.0, "the writer kept {rate:.0} lines/s");
+    // The pace is the load asked for, not a claim: on a busy machine the writer keeps
+    // less, and every line must still come out once.
+    eprintln!("The writer kept {rate:.0} lines/s.");
     let total = rounds * per_round;
     let is_line = |line: &str| line.starts_with(r#"{"event":"log_line""#);
     daemon.wait_out_lines("every line", total, is_line);
@@ -352,13 +345,11 @@ fn backtracking_patterns_match_late_count_what_they_cannot_decide_and_stay_fast(
         "{warnings}"
     );
 
+    // Unbounded, the slow pattern alone takes 12 s on each of the 16 long lines: minutes,
+    // where a loaded machine takes seconds.
     let started = Instant::now();
     let (report, stderr, code) = once_from(scene.dir.path(), "config.yaml");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < PATIENCE * 3, "{:?}", started.elapsed());
     assert_eq!(code, Some(0), "{stderr}");
     let pattern = |name: &str| {
         let patterns = report["patterns"].as_array().unwrap();
@@ -382,13 +373,9 @@ fn backtracking_patterns_match_late_count_what_they_cannot_decide_and_stay_fast(
     for _ in 0..64 {
         writeln!(log, "{}", "a".repeat(65536)).unwrap();
     }
-    let stopping = Instant::now();
+    // Unbounded, these lines would hold the stage for minutes: `terminate` fails the
+    // test if Aegis has not exited within its PATIENCE.
     assert_eq!(daemon.terminate().code(), Some(0));
-    assert!(
-        stopping.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        stopping.elapsed()
-    );
 }
 
 /// Defect 7: SIGHUP (as `systemctl reload` sends) killed Aegis with no drain.

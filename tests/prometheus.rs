@@ -250,12 +250,15 @@ fn a_metrics_port_in_use_stops_aegis_with_exit_code_1() {
 
 /// Regression: 200 clients sending their request headers a byte at a time starved
 /// Prometheus (16 connections at most, 10 s each for its headers): every scrape failed
-/// for 30 s. Scrapes must succeed within a second while the slow clients are connected,
-/// and the server must close each of them once its time for headers is up.
+/// for 30 s. Scrapes must succeed while the slow clients are connected, within
+/// `SCRAPE_LIMIT`, and the server must close each of them once its time for headers is
+/// up.
 #[test]
-fn scrapes_answer_within_a_second_while_200_slow_clients_are_connected() {
+fn scrapes_answer_while_200_slow_clients_are_connected() {
     const SLOW_CLIENTS: usize = 200;
-    const SCRAPE_LIMIT: Duration = Duration::from_secs(1);
+    // A scrape takes milliseconds, and a loaded machine makes that hundreds; a starved
+    // server answers only once a slow client's 5 s for its headers are up.
+    const SCRAPE_LIMIT: Duration = Duration::from_secs(3);
     let server = HttpServer::start();
     let (_scene, mut aegis, address) = scene_with_metrics(&server);
     scrape_until(&address, "a first page", |_| true);

@@ -4,7 +4,6 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 use crate::util::{Running, Scene, aegis_on, events, open_append};
 
@@ -76,27 +75,23 @@ fn assert_exactly(out: &[String], count: usize) {
 }
 
 #[test]
-fn appends_are_seen_within_a_second() {
+fn appends_are_seen_and_lines_before_the_start_are_not() {
     let scene = Scene::new();
     fs::write(scene.path("app.log"), "old ERROR line, before the start\n").unwrap();
     scene.config(&lines_and_matches("[app.log]", "end"));
     let mut aegis = scene.run(&[]);
     aegis.wait_err("Following file.", 1);
     let mut file = open_append(&scene.path("app.log"));
-    let mut slowest = Duration::ZERO;
+    // Each append must come out within the PATIENCE of `wait_out`; how soon is the
+    // machine's business (that notifications, not the scan, bring lines is pinned in
+    // live_path.rs with an hour-long scan interval).
     for n in 0..5 {
-        let written = Instant::now();
         writeln!(file, "ERROR number {n}").unwrap();
         let expected = format!("ERROR number {n}");
         aegis.wait_out("the appended match", |out| {
             events(out, "log_match").any(|m| m["line"] == expected.as_str())
         });
-        slowest = slowest.max(written.elapsed());
     }
-    assert!(
-        slowest < Duration::from_secs(1),
-        "an append took {slowest:?} to come out"
-    );
     assert!(
         !aegis
             .out

@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::Event;
 
+/// Batches a channel holds before its sender waits. Log batches are at most about a
+/// megabyte, so an edge holds up a few megabytes at most.
+pub const CHANNEL_CAPACITY: usize = 8;
+
 /// What travels on an edge: several events at once, shared by every downstream node so
 /// that fan-out costs a reference count, not a copy.
 pub type Batch = Arc<Vec<Event>>;

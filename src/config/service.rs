@@ -32,9 +32,10 @@
 //! entry's own. Entries naming the same file (compared as normalised paths) are read as
 //! one: those of its first service are merged, those of another service add nothing,
 //! each with a warning. With no sink configured, all matches and check results go to a
-//! `console` sink. Sections this version does not run yet (`anomaly_detection`,
-//! `alerting`, `prometheus`) are accepted and reported as not active, so a seed
-//! configuration loads unchanged.
+//! `console` sink. The `prometheus` section adds a `prometheus` sink fed by every
+//! source and stage. Sections this version does not run yet (`anomaly_detection`,
+//! `alerting`) are accepted and reported as not active, so a seed configuration loads
+//! unchanged.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

@@ -19,12 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Component, Graph};
-use crate::base::component::{Batch, Input, NodeError, Output, Stage};
+use crate::base::component::{Batch, CHANNEL_CAPACITY, Input, NodeError, Output, Stage};
 use crate::base::stats::{NodeStats, PipelineStats};
-
-/// Batches a channel holds before its sender waits. Log batches are at most about a
-/// megabyte, so an edge holds up a few megabytes at most.
-pub const CHANNEL_CAPACITY: usize = 8;
 
 /// A node that stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,10 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Delays grow for this many retries at most; later ones repeat the last, which keeps
+/// `powi` finite and [`RetryPolicy::delay_bounds`] short.
+const GROWTH_STEPS: u32 = 1_000;
+
 fn default_max_attempts() -> u32 {
     1
 }
@@ -118,10 +122,45 @@ impl RetryPolicy {
         }
     }
 
+    /// The shortest and the longest that the delays of one tick's retries (all
+    /// `max_attempts - 1` of them) can add up to, whatever jitter draws: what a tick
+    /// must leave room for besides its attempts.
+    pub fn delay_bounds(&self) -> (Duration, Duration) {
+        let retries = self.max_attempts.saturating_sub(1);
+        let (mut shortest, mut longest) = (Duration::ZERO, Duration::ZERO);
+        let mut bounds = (Duration::ZERO, Duration::ZERO);
+        // Decorrelated jitter draws up to three times the delay before.
+        let mut decorrelated_high = self.initial_delay;
+        // Past GROWTH_STEPS the exponential no longer grows, and decorrelated delays
+        // reach their cap within 64 triplings: every later delay has these bounds.
+        let counted = retries.min(GROWTH_STEPS + 1);
+        for retry in 0..counted {
+            let exp = self.exponential(retry);
+            bounds = match self.jitter {
+                Jitter::None => (exp, exp),
+                Jitter::Full => (Duration::ZERO, exp),
+                Jitter::Equal => (exp / 2, exp),
+                Jitter::Decorrelated => {
+                    decorrelated_high = (decorrelated_high.saturating_mul(3))
+                        .max(self.initial_delay)
+                        .min(self.max_delay);
+                    (self.initial_delay.min(self.max_delay), decorrelated_high)
+                }
+            };
+            shortest = shortest.saturating_add(bounds.0);
+            longest = longest.saturating_add(bounds.1);
+        }
+        let rest = retries - counted;
+        (
+            shortest.saturating_add(bounds.0.saturating_mul(rest)),
+            longest.saturating_add(bounds.1.saturating_mul(rest)),
+        )
+    }
+
     /// The exponential delay before retry `retry` (0 for the first), capped, before
     /// jitter.
     fn exponential(&self, retry: u32) -> Duration {
-        let growth = self.multiplier.powi(retry.min(1_000) as i32);
+        let growth = self.multiplier.powi(retry.min(GROWTH_STEPS) as i32);
         let seconds = self.initial_delay.as_secs_f64() * growth;
         if seconds >= self.max_delay.as_secs_f64() {
             self.max_delay
@@ -290,6 +329,55 @@ mod tests {
             .nth(5_000)
             .unwrap();
         assert_eq!(last, policy.max_delay);
+    }
+
+    #[test]
+    fn delay_bounds_hold_every_draw_and_are_reached() {
+        for jitter in [
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+        ] {
+            let policy = RetryPolicy {
+                max_attempts: 8,
+                ..policy(jitter)
+            };
+            let (shortest, longest) = policy.delay_bounds();
+            let (mut least, mut most) = (Duration::MAX, Duration::ZERO);
+            for seed in 0..DRAWS {
+                let sum: Duration = policy.delays(fastrand::Rng::with_seed(seed)).take(7).sum();
+                assert!(shortest <= sum && sum <= longest, "{jitter:?}: {sum:?}");
+                (least, most) = (least.min(sum), most.max(sum));
+            }
+            // The bounds are tight: draws come within a fifth of each.
+            assert!(least - shortest <= (longest - shortest) / 5, "{jitter:?}");
+            assert!(longest - most <= (longest - shortest) / 5, "{jitter:?}");
+        }
+        // 100 ms, 200 ms, ... 1.6 s, then the 3 s cap.
+        let (shortest, longest) = RetryPolicy {
+            max_attempts: 8,
+            ..policy(Jitter::None)
+        }
+        .delay_bounds();
+        assert_eq!(
+            (shortest, longest),
+            (Duration::from_millis(9_100), Duration::from_millis(9_100))
+        );
+        assert_eq!(
+            RetryPolicy::default().delay_bounds(),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        // Four billion retries are summed in no time: 300 ms, 900 ms, 2.7 s, then 3 s.
+        let (_, longest) = RetryPolicy {
+            max_attempts: u32::MAX,
+            ..policy(Jitter::Decorrelated)
+        }
+        .delay_bounds();
+        assert_eq!(
+            longest,
+            Duration::from_secs(3) * (u32::MAX - 1) - Duration::from_millis(5_100)
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use crate::base::component::CHANNEL_CAPACITY;
 use crate::base::event::{
     Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName,
 };
@@ -328,7 +329,9 @@ impl Metrics {
                 IntGaugeVec::new(
                     opts(
                         "aegis_pipeline_queued_batches",
-                        "Batches waiting in a node's channel (it holds 8).",
+                        &format!(
+                            "Batches waiting in a node's channel (it holds {CHANNEL_CAPACITY})."
+                        ),
                     ),
                     &["node"],
                 ),

@@ -70,8 +70,9 @@ const SAFETY_SCAN: Duration = Duration::from_secs(60);
 pub struct LogTailConfig {
     /// The service these logs belong to.
     pub service: String,
-    /// Files to follow: paths or globs (`*`, `?`, `[...]`). Relative paths are taken
-    /// from the folder of the configuration file.
+    /// Files to follow: paths or globs (`*`, `?`, `[...]`), at least one. Relative
+    /// paths are taken from the folder of the configuration file.
+    #[serde(deserialize_with = "at_least_one_path")]
     pub paths: Vec<PathPattern>,
     /// Where to start in files that exist at startup: `end` (default) or `beginning`.
     /// Files that appear later are always read from their beginning.
@@ -85,6 +86,20 @@ pub struct LogTailConfig {
     /// notifications for every folder, once a minute at most. Default `1s`.
     #[serde(default = "default_scan_interval", with = "crate::base::duration")]
     pub scan_interval: Duration,
+}
+
+/// A tail with no paths would follow nothing and say nothing: refused, as an empty
+/// `patterns` or `logs.files` is.
+fn at_least_one_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<PathPattern>, D::Error> {
+    let paths = Vec::<PathPattern>::deserialize(deserializer)?;
+    if paths.is_empty() {
+        return Err(serde::de::Error::custom(
+            "no paths; a log_tail source needs at least one path or glob, such as `[/var/log/shop/app.log]`",
+        ));
+    }
+    Ok(paths)
 }
 
 pub fn default_max_line_bytes() -> NonZeroUsize {

@@ -22,7 +22,7 @@
 //!     service: shop
 //!     check: health          # default: the node id
 //!     interval: 10s          # default 10s
-//!     timeout: 2s            # per attempt; default 5s, at most the interval
+//!     timeout: 2s            # per attempt; default 5s, or less to fit the retries
 //!     retry: { max_attempts: 3, initial_delay: 200ms, jitter: full }
 //!     url: http://127.0.0.1:8080/health
 //! ```
@@ -69,7 +69,8 @@ pub struct CheckConfig {
     /// How often the check runs. Default `10s`.
     #[serde(default = "default_interval", with = "crate::base::duration")]
     pub interval: Duration,
-    /// How long one attempt may take. Default `5s`, or the interval if shorter.
+    /// How long one attempt may take. Default `5s`, or less when the interval must
+    /// hold every retry too (see [`CheckConfig::timeout`]); at most the interval.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -92,8 +93,78 @@ impl CheckConfig {
     /// the shared part and the protocol's own.
     const KEYS: [&'static str; 5] = ["service", "check", "interval", "timeout", "retry"];
 
+    /// The attempt timeout: as configured, or else [`DEFAULT_TIMEOUT`] cut to the
+    /// [room](Self::room_per_attempt) each attempt has, so that every attempt asked
+    /// for is made even when each one is cut at its timeout.
     fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(DEFAULT_TIMEOUT.min(self.interval))
+        self.timeout
+            .unwrap_or_else(|| DEFAULT_TIMEOUT.min(self.room_per_attempt()))
+    }
+
+    /// How long each attempt may take for all `max_attempts` of them to fit in the
+    /// interval with the longest retry delays between them, a tenth of the interval
+    /// kept free: a retry is made only if it has its whole timeout before the next
+    /// tick, and a loaded machine's wake-ups come late. In whole milliseconds, the
+    /// timer's resolution; zero when the delays leave no room.
+    fn room_per_attempt(&self) -> Duration {
+        let (_, delays) = self.retry.delay_bounds();
+        let room = (self.interval - self.interval / 10).saturating_sub(delays);
+        let each = room / self.retry.max_attempts;
+        Duration::from_millis(u64::try_from(each.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Checks that a tick can hold what it is asked to: one attempt no longer than
+    /// the interval, or every attempt of the retry policy with its delays.
+    fn check_budget(&self, path: &KeyPath, diag: &mut Diagnostics) {
+        let show = |duration: Duration| humantime::format_duration(duration).to_string();
+        let attempts = self.retry.max_attempts;
+        let (_, delays) = self.retry.delay_bounds();
+        let room = self.room_per_attempt();
+        let smaller_policy = "lengthen `interval`, or lower `retry.max_attempts`, `retry.initial_delay` or `retry.max_delay`";
+        match self.timeout {
+            Some(timeout) if attempts == 1 && timeout > self.interval => diag.error(
+                &path.key("timeout"),
+                format!(
+                    "timeout `{}` is longer than the interval `{}`; a check must end before its next tick",
+                    show(timeout),
+                    show(self.interval)
+                ),
+            ),
+            Some(timeout)
+                if timeout
+                    .saturating_mul(attempts)
+                    .saturating_add(delays)
+                    > self.interval =>
+            {
+                let fix = if room.is_zero() {
+                    smaller_policy.to_owned()
+                } else {
+                    format!(
+                        "shorten `timeout` to `{}` or less, lengthen `interval`, or lower `retry.max_attempts`",
+                        show(room)
+                    )
+                };
+                diag.error_at_key(
+                    &path.key("retry"),
+                    format!(
+                        "{attempts} attempts of up to `{}` each (the timeout), with retry delays of up to `{}` between them, take up to `{}`, longer than the interval `{}`, so the last attempts would never be made; {fix}",
+                        show(timeout),
+                        show(delays),
+                        show(timeout.saturating_mul(attempts).saturating_add(delays)),
+                        show(self.interval)
+                    ),
+                );
+            }
+            None if room.is_zero() => diag.error_at_key(
+                &path.key("retry"),
+                format!(
+                    "retry delays of up to `{}` between {attempts} attempts leave no time for the attempts in the interval `{}` (a tenth of which is kept free); {smaller_policy}",
+                    show(delays),
+                    show(self.interval)
+                ),
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -152,18 +223,7 @@ impl<P: ProbeOptions> ComponentType for ProbeConfig<P> {
         if check.check.is_empty() {
             check.check = path.last_key().unwrap_or_default().to_owned();
         }
-        if let Some(timeout) = check.timeout
-            && timeout > check.interval
-        {
-            diag.error(
-                &path.key("timeout"),
-                format!(
-                    "timeout `{}` is longer than the interval `{}`; a check must end before its next tick",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(check.interval)
-                ),
-            );
-        }
+        check.check_budget(path, diag);
         Some(ProbeConfig {
             check,
             probe: probe?,
@@ -719,6 +779,28 @@ mod tests {
             assert_eq!(result.attempts, 3);
         }
         // A tick cut short by the end of the run made attempts but no result.
+        assert!(attempts.load(Ordering::SeqCst) >= 3 * results.len() as u32);
+    }
+
+    /// Issue 9: with `interval: 5s`, `retry: {max_attempts: 3}` and no `timeout`, the
+    /// default timeout was the interval, so no retry ever fitted in a tick. The
+    /// default now leaves room for every attempt, even when each one hangs until it is
+    /// cut, and for the longest retry delays.
+    #[tokio::test(start_paused = true)]
+    async fn the_default_timeout_leaves_room_for_every_attempt_asked_for() {
+        let config: CheckConfig =
+            serde_norway::from_str("{service: s, interval: 5s, retry: {max_attempts: 3}}").unwrap();
+        let (probe, attempts) = fake(0, true);
+        let scheduled = Scheduled {
+            timeout: config.timeout(),
+            ..check(5, 0, config.retry.clone(), probe)
+        };
+        let results = run_for(scheduled, Duration::from_secs(30), 64, Duration::ZERO).await;
+        assert!(results.len() >= 4, "{} results", results.len());
+        for (_, result) in &results {
+            assert_eq!(result.attempts, 3, "{result:?}");
+            assert_eq!(result.reason, Some(FailureReason::Timeout));
+        }
         assert!(attempts.load(Ordering::SeqCst) >= 3 * results.len() as u32);
     }
 

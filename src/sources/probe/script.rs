@@ -1,7 +1,9 @@
 //! The `script_probe` source: runs a command and reads its verdict the Nagios way.
 //!
-//! The command runs as an argument vector, without a shell, unless `shell: true` asks
-//! for `sh -c`. It runs in a process group of its own, so that when its time is up the
+//! The command runs as an argument vector (a list), without a shell, unless
+//! `shell: true` asks for `sh -c` and a command line (a string). A list with a shell is
+//! refused: joined into a line it would lose its quoting, and quoted item by item it
+//! could use nothing of the shell. It runs in a process group of its own, so that when its time is up the
 //! whole group is killed, children included; the group is also killed when the command
 //! exits, so nothing a check starts in its group outlives it. (A process that leaves
 //! the group, with `setsid` say, is not tracked; output is read for only
@@ -22,7 +24,7 @@
 //!     service: host
 //!     command: [/usr/lib/nagios/plugins/check_disk, -w, "10%", -c, "5%", -p, /]
 //!     env: { LC_ALL: C }
-//!     working_dir: /var/tmp        # default: Aegis's own
+//!     working_dir: /var/tmp        # default: the configuration file's folder
 //!   queue:
 //!     type: script_probe
 //!     service: jobs
@@ -30,8 +32,11 @@
 //!     command: "./check-queue.sh | tail -n 1"
 //! ```
 //!
-//! A relative program path with a `/` in it (`./check.sh`) and a relative
-//! `working_dir` are taken from the configuration file's folder.
+//! A command runs in the configuration file's folder unless `working_dir` (relative:
+//! from that folder) says otherwise, so `./check.sh` in a command line means the script
+//! beside the configuration, wherever Aegis was started. A list's relative program
+//! path with a `/` in it is taken from the configuration file's folder too, even with
+//! another `working_dir`: the list names a program, not a path for the shell to find.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -62,13 +67,16 @@ const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptProbeConfig {
-    /// The program and its arguments; with `shell`, a command line.
+    /// The program and its arguments (a list); with `shell`, a command line (a string).
     pub command: CommandLine,
+    /// Run `command` through `sh -c`. Default `false`.
     #[serde(default)]
     pub shell: bool,
     /// Variables added to the environment Aegis runs in.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Where the command runs; relative, from the configuration file's folder.
+    /// Default: the configuration file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<PathBuf>,
 }
@@ -120,25 +128,28 @@ impl ProbeOptions for ScriptProbeConfig {
         Box::new(self.build(cx.base))
     }
 
-    /// A command line needs a shell.
+    /// A command line needs a shell, and a shell needs a command line.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
-        if let CommandLine::Line(line) = &self.command
-            && !self.shell
-        {
-            diag.error(
-                &path.key("command"),
-                format!("`{line}` is a command line, which needs `shell: true`; without a shell, write the command as a list of arguments"),
-            );
-        }
+        let problem = match (&self.command, self.shell) {
+            (CommandLine::Line(line), false) => format!(
+                "`{line}` is a command line, which needs `shell: true`; without a shell, write the command as a list of arguments"
+            ),
+            (CommandLine::Argv(argv), true) => format!(
+                "`{argv:?}` is a list of arguments, which runs without a shell; with `shell: true`, write the command as one command line (a string), such as `\"./check-queue.sh | tail -n 1\"`"
+            ),
+            _ => return,
+        };
+        diag.error(&path.key("command"), problem);
     }
 }
 
 impl ScriptProbeConfig {
+    /// Builds the check; `base` is the configuration file's folder. Decoding made sure
+    /// that a line comes with `shell` and a list without.
     pub fn build(&self, base: &Path) -> ScriptProbe {
-        let argv: Vec<String> = match (&self.command, self.shell) {
-            (CommandLine::Line(line), _) => vec!["sh".into(), "-c".into(), line.clone()],
-            (CommandLine::Argv(argv), true) => vec!["sh".into(), "-c".into(), argv.join(" ")],
-            (CommandLine::Argv(argv), false) => {
+        let argv: Vec<String> = match &self.command {
+            CommandLine::Line(line) => vec!["sh".into(), "-c".into(), line.clone()],
+            CommandLine::Argv(argv) => {
                 let mut argv = argv.clone();
                 if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
                     argv[0] = resolve(base, Path::new(&argv[0]))
@@ -151,7 +162,10 @@ impl ScriptProbeConfig {
         ScriptProbe {
             argv,
             env: self.env.clone(),
-            working_dir: self.working_dir.as_ref().map(|dir| resolve(base, dir)),
+            working_dir: match &self.working_dir {
+                Some(dir) => resolve(base, dir),
+                None => base.to_owned(),
+            },
             malformed_logged: AtomicBool::new(false),
         }
     }
@@ -162,7 +176,7 @@ pub struct ScriptProbe {
     /// The program, then its arguments; never empty.
     argv: Vec<String>,
     env: BTreeMap<String, String>,
-    working_dir: Option<PathBuf>,
+    working_dir: PathBuf,
     /// Whether malformed performance data was logged already (once per check).
     malformed_logged: AtomicBool,
 }
@@ -177,11 +191,9 @@ impl Probe for ScriptProbe {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
+                .current_dir(&self.working_dir)
                 .process_group(0)
                 .kill_on_drop(true);
-            if let Some(dir) = &self.working_dir {
-                command.current_dir(dir);
-            }
             let mut child = match command.spawn() {
                 Ok(child) => child,
                 Err(err) => {
