@@ -15,6 +15,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::redirect::CREDENTIALS;
+
 /// An absolute `http` or `https` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl {
@@ -90,10 +92,17 @@ impl Serialize for HttpMethod {
 /// written.
 pub type Headers = BTreeMap<HeaderKey, HeaderText>;
 
-/// The headers to send, values expanded.
+/// The headers to send, values expanded. Credentials are marked sensitive like values
+/// from the environment, so that neither is shown by `Debug` or sent to another origin.
 pub fn header_map(headers: &Headers) -> HeaderMap {
     (headers.iter())
-        .map(|(key, text)| (key.name.clone(), text.value.clone()))
+        .map(|(key, text)| {
+            let mut value = text.value.clone();
+            if CREDENTIALS.contains(&key.name) {
+                value.set_sensitive(true);
+            }
+            (key.name.clone(), value)
+        })
         .collect()
 }
 
@@ -250,5 +259,16 @@ mod tests {
             HeaderText::expand("line\nbreak").unwrap_err(),
             ExpandError::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn credentials_written_out_are_sensitive_too() {
+        let headers: Headers =
+            serde_norway::from_str("{ Authorization: Basic eDp5, X-Trace: t }").unwrap();
+        let map = header_map(&headers);
+        assert!(map["authorization"].is_sensitive());
+        assert!(!map["x-trace"].is_sensitive());
+        let debug = format!("{map:?}");
+        assert!(!debug.contains("eDp5"), "{debug}");
     }
 }

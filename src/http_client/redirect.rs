@@ -6,8 +6,15 @@
 //! HTTP probe has a way of its own for plain HTTP), so this module does no I/O.
 
 use bytes::Bytes;
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
+
+/// The headers that carry credentials, which stay in their origin.
+pub const CREDENTIALS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
 
 /// How many redirects a request follows at most.
 pub const MAX_REDIRECTS: usize = 10;
@@ -54,13 +61,8 @@ impl Request {
         let headers = if url.origin() == self.url.origin() {
             self.headers.clone()
         } else {
-            let credentials = [
-                header::AUTHORIZATION,
-                header::COOKIE,
-                header::PROXY_AUTHORIZATION,
-            ];
             (self.headers.iter())
-                .filter(|(name, value)| !value.is_sensitive() && !credentials.contains(name))
+                .filter(|(name, value)| !value.is_sensitive() && !CREDENTIALS.contains(name))
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect()
         };
