@@ -4,12 +4,14 @@
 //!
 //! The crate is built in floors, each using only those below it: [`base`] is the
 //! shared vocabulary (events, the component contracts, configuration places and
-//! diagnostics); [`sources`], [`stages`] and [`sinks`] hold one module per component;
-//! [`config`] reads a configuration file into configured nodes; [`pipeline`] checks
-//! and builds their graph and runs it. `main.rs` is the command line on top.
+//! diagnostics); [`http_client`] is the HTTP that components speak; [`sources`],
+//! [`stages`] and [`sinks`] hold one module per component; [`config`] reads a
+//! configuration file into configured nodes; [`pipeline`] checks and builds their
+//! graph and runs it. `main.rs` is the command line on top.
 
 pub mod base;
 pub mod config;
+pub mod http_client;
 pub mod pipeline;
 pub mod sinks;
 pub mod sources;

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_norway::{Mapping, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -250,38 +250,45 @@ impl<P: ProbeOptions> ComponentType for ProbeConfig<P> {
     }
 }
 
-/// A regular expression (regex crate syntax), checked when decoded.
-#[derive(Clone, Debug, Serialize)]
-#[serde(transparent)]
-pub struct RegexText(String);
+/// A regular expression (regex crate syntax), compiled when decoded; it serialises, and
+/// shows, as written.
+#[derive(Clone, Debug)]
+pub struct RegexText(regex::bytes::Regex);
 
 impl RegexText {
-    pub fn compile(&self) -> regex::bytes::Regex {
-        regex::bytes::Regex::new(&self.0).expect("checked when decoded")
+    pub fn regex(&self) -> &regex::bytes::Regex {
+        &self.0
     }
 }
 
 impl<'de> Deserialize<'de> for RegexText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        if let Err(err) = regex::bytes::Regex::new(&text) {
-            let problem = match regex_syntax::Parser::new().parse(&text) {
-                Err(syntax) => syntax_problem(&text, &syntax),
-                Ok(_) => None,
-            };
-            // Past the syntax, the regex crate's own message (a size limit) is one line.
-            let problem = problem.unwrap_or_else(|| err.to_string());
-            return Err(serde::de::Error::custom(format!(
-                "`{text}` is not a valid regular expression: {problem}"
-            )));
-        }
-        Ok(RegexText(text))
+        regex::bytes::Regex::new(&text)
+            .map(RegexText)
+            .map_err(|err| {
+                let problem = match regex_syntax::Parser::new().parse(&text) {
+                    Err(syntax) => syntax_problem(&text, &syntax),
+                    Ok(_) => None,
+                };
+                // Past the syntax, the regex crate's own message (a size limit) is one line.
+                let problem = problem.unwrap_or_else(|| err.to_string());
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a valid regular expression: {problem}"
+                ))
+            })
+    }
+}
+
+impl Serialize for RegexText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
     }
 }
 
 impl fmt::Display for RegexText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 

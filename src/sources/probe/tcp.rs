@@ -55,7 +55,7 @@ impl TcpProbeConfig {
         TcpProbe {
             address: self.address.clone(),
             send: self.send.clone(),
-            expect: self.expect.as_ref().map(|r| (r.to_string(), r.compile())),
+            expect: self.expect.clone(),
         }
     }
 }
@@ -64,7 +64,7 @@ impl TcpProbeConfig {
 pub struct TcpProbe {
     address: String,
     send: Option<String>,
-    expect: Option<(String, regex::bytes::Regex)>,
+    expect: Option<RegexText>,
 }
 
 impl Probe for TcpProbe {
@@ -81,14 +81,15 @@ impl Probe for TcpProbe {
             }
             match &self.expect {
                 None => Attempt::up("connected"),
-                Some((text, regex)) => expect_reply(&mut stream, text, regex).await,
+                Some(expect) => expect_reply(&mut stream, expect).await,
             }
         })
     }
 }
 
 /// Reads until the reply matches, the peer closes, or the limit is reached.
-async fn expect_reply(stream: &mut TcpStream, text: &str, regex: &regex::bytes::Regex) -> Attempt {
+async fn expect_reply(stream: &mut TcpStream, expect: &RegexText) -> Attempt {
+    let regex = expect.regex();
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -106,7 +107,7 @@ async fn expect_reply(stream: &mut TcpStream, text: &str, regex: &regex::bytes::
     }
     Attempt::down(
         FailureReason::Body,
-        format!("reply does not match `{text}`: {}", shown(&reply)),
+        format!("reply does not match `{expect}`: {}", shown(&reply)),
     )
 }
 
