@@ -29,7 +29,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::{Attempt, Probe, ProbeOptions};
+use super::ProbeOptions;
+use super::attempt::{Attempt, Probe};
 use crate::base::diagnostics::Diagnostics;
 use crate::base::registry::BuildContext;
 

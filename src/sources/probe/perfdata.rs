@@ -18,9 +18,9 @@
 //! A malformed item is skipped and counted, never fatal: a plugin's text is input from
 //! a script we do not control, so this parser never panics and bounds what it keeps.
 //! At most [`MAX_SAMPLES`] samples are kept (parsing stops there) and the service
-//! output is cut to [`super::MAX_DETAIL_BYTES`].
+//! output is cut to [`super::attempt::MAX_DETAIL_BYTES`].
 
-use super::bounded_detail;
+use super::attempt::bounded_detail;
 use crate::base::event::PerfSample;
 
 /// At most this many samples are kept per output; the rest are not even parsed. A check
@@ -187,7 +187,7 @@ fn number_prefix(text: &str) -> Option<(f64, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::probe::MAX_DETAIL_BYTES;
+    use crate::sources::probe::attempt::MAX_DETAIL_BYTES;
 
     fn sample(label: &str, value: f64, unit: &str) -> PerfSample {
         PerfSample {

@@ -48,8 +48,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::ProbeOptions;
+use super::attempt::{Attempt, Probe};
 use super::perfdata::parse_plugin_output;
-use super::{Attempt, Probe, ProbeOptions};
 use crate::base::diagnostics::Diagnostics;
 use crate::base::registry::BuildContext;
 

@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Attempt, Probe, ProbeOptions, RegexText};
+use super::ProbeOptions;
+use super::attempt::{Attempt, Probe};
 use crate::base::event::{FailureReason, ProbeKind};
+use crate::base::regex::RegexText;
 use crate::base::registry::BuildContext;
 
 /// The most of a reply that is read and matched.
@@ -70,14 +72,14 @@ pub struct TcpProbe {
 impl Probe for TcpProbe {
     fn attempt(&self) -> BoxFuture<'_, Attempt> {
         Box::pin(async move {
-            let mut stream = match super::connect(&self.address).await {
+            let mut stream = match super::attempt::connect(&self.address).await {
                 Ok(stream) => stream,
                 Err(failed) => return failed,
             };
             if let Some(payload) = &self.send
                 && let Err(err) = stream.write_all(payload.as_bytes()).await
             {
-                return Attempt::down(super::reason_of(&err), format!("send: {err}"));
+                return Attempt::down(super::attempt::reason_of(&err), format!("send: {err}"));
             }
             match &self.expect {
                 None => Attempt::up("connected"),
@@ -102,7 +104,9 @@ async fn expect_reply(stream: &mut TcpStream, expect: &RegexText) -> Attempt {
         match stream.read(&mut chunk).await {
             Ok(0) => break,
             Ok(n) => reply.extend_from_slice(&chunk[..n.min(REPLY_LIMIT - reply.len())]),
-            Err(err) => return Attempt::down(super::reason_of(&err), format!("read: {err}")),
+            Err(err) => {
+                return Attempt::down(super::attempt::reason_of(&err), format!("read: {err}"));
+            }
         }
     }
     Attempt::down(

@@ -11,7 +11,7 @@ use reqwest::header::{self, HeaderValue};
 
 use crate::base::event::ProbeStatus;
 use crate::http_client::{Fetched, Request, USER_AGENT, followed_location, keep};
-use crate::sources::probe::Attempt;
+use crate::sources::probe::attempt::Attempt;
 
 /// Where a plain-HTTP check connects and what it asks for, worked out once.
 pub(super) struct Direct {
@@ -55,7 +55,7 @@ impl Direct {
         follow: bool,
         limit: usize,
     ) -> Result<Fetched, Attempt> {
-        let stream = super::super::connect(&self.address).await?;
+        let stream = super::super::attempt::connect(&self.address).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|err| Attempt::failed(&err))?;

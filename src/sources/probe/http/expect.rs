@@ -7,7 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::base::event::FailureReason;
-use crate::sources::probe::{Attempt, RegexText};
+use crate::base::regex::RegexText;
+use crate::sources::probe::attempt::Attempt;
 
 /// Expected status codes: one code (`200`), a range (`"200-299"`) or a class (`"2xx"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

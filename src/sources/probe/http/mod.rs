@@ -40,8 +40,10 @@ use serde::{Deserialize, Serialize};
 use self::direct::Direct;
 use self::expect::Expectations;
 pub use self::expect::StatusRange;
-use super::{Attempt, Probe, ProbeOptions, RegexText};
+use super::ProbeOptions;
+use super::attempt::{Attempt, Probe};
 use crate::base::event::{FailureReason, ProbeKind, ProbeStatus};
+use crate::base::regex::RegexText;
 use crate::base::registry::BuildContext;
 use crate::http_client::{
     self, ClientOptions, Headers, HttpMethod, HttpUrl, MAX_REDIRECTS, Redirects, Request, Step,
