@@ -347,8 +347,16 @@ fn grpc_checks_follow_the_health_protocol() {
         );
         assert_eq!(results[refused]["grpc_status"], Value::Null);
     }
-    expect(&results, "not_grpc", "down", Some("other"), "");
-    assert_eq!(results["not_grpc"]["grpc_status"], Value::Null);
+    // A server that is not gRPC answers the HTTP/2 preface with an HTTP/1 error and
+    // closes with the client's frames unread: whether the client reads the answer
+    // first (`other`) or the reset the close sends (`refused`) is up to timing.
+    let not_grpc = &results["not_grpc"];
+    assert_eq!(not_grpc["outcome"], "down", "{not_grpc:#}");
+    assert!(
+        matches!(not_grpc["reason"].as_str(), Some("other" | "refused")),
+        "{not_grpc:#}"
+    );
+    assert_eq!(not_grpc["grpc_status"], Value::Null);
     cut_at(&results, "blackholed", Duration::from_secs(1));
 }
 
