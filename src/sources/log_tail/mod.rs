@@ -264,6 +264,9 @@ impl LogTail {
         let mut safety = every(self.scan_interval.max(SAFETY_SCAN));
         let mut notified = false;
         let mut due = Due::everything();
+        // Made once: a new one each turn would register with the token each time.
+        let stopped = shutdown.cancelled();
+        tokio::pin!(stopped);
         loop {
             if due.rescan {
                 // Before reading: a write after the read must not go unnoticed.
@@ -287,7 +290,7 @@ impl LogTail {
             due = tokio::select! {
                 // Shutdown first: once asked to stop, stop waiting for files.
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = &mut stopped => break,
                 changes = subscription.changed() => Due {
                     rescan: changes.rescan,
                     everything: changes.everything,

@@ -170,11 +170,14 @@ async fn pump(mut notifications: AsyncFd<Inotify>, hub: Arc<Hub>) {
     // Large enough for a few thousand events per read.
     let mut buffer = vec![0; 64 * 1024];
     let mut last = Instant::now();
+    // Made once: a new one each turn would register with the token each time.
+    let stopped = hub.stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         // The stop arm first: once the pipeline is gone, nothing is worth reading.
         let ready = tokio::select! {
             biased;
-            _ = hub.stop.cancelled() => return,
+            _ = &mut stopped => return,
             ready = notifications.readable_mut() => ready,
         };
         let mut guard = match ready {
@@ -185,11 +188,14 @@ async fn pump(mut notifications: AsyncFd<Inotify>, hub: Arc<Hub>) {
             }
         };
         // Events that arrive while waiting stay in the kernel's queue, which merges
-        // repeats of the last one: a file written a thousand times is one event.
-        tokio::select! {
-            biased;
-            _ = hub.stop.cancelled() => return,
-            _ = tokio::time::sleep_until(last + COALESCE) => {}
+        // repeats of the last one: a file written a thousand times is one event. A log
+        // written less often than that is read at once, without a timer.
+        if Instant::now() < last + COALESCE {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return,
+                _ = tokio::time::sleep_until(last + COALESCE) => {}
+            }
         }
         let mut touched: Vec<Arc<Mailbox>> = Vec::new();
         loop {
