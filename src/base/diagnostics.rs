@@ -1,7 +1,7 @@
 //! Where in a configuration file something is, and the errors and warnings about it.
 //!
-//! A [`KeyPath`] names a place by keys and list indexes (`logs.patterns[0].severity`);
-//! the [`SpanIndex`](super::spans::SpanIndex) maps it to a line and column. A
+//! A place is a [`KeyPath`] (`logs.patterns[0].severity`, see `key_path`); the
+//! [`SpanIndex`](super::spans::SpanIndex) maps it to a line and column. A
 //! [`Diagnostics`] collects every problem of a file so that all of them are reported
 //! together, each as `file:line:column: key.path: message`. It also decodes a piece of
 //! YAML into a typed config struct, turning serde's first complaint into such an error.

@@ -1,5 +1,6 @@
 //! The bottom floor: the vocabulary every other module shares, depending on nothing
-//! above it. The events ([`event`]); the component contracts ([`component`]); places
+//! above it. The events ([`event`]); the component contracts ([`component`]) and how a
+//! component type is declared and built ([`registry`]); places
 //! in a configuration file ([`key_path`], [`spans`]) and the problems found there
 //! ([`diagnostics`]); durations, regexes and paths as configuration writes them
 //! ([`duration`], [`regex`], [`paths`]); text safe to show ([`text`]); and what

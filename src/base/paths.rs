@@ -1,7 +1,7 @@
 //! Paths written in a configuration, resolved against the configuration's folder.
 //!
 //! A relative path in a configuration file means a path from that file's folder
-//! (absolute, see [`super::folder_of`]), never from the folder Aegis happens to be
+//! (absolute, see `config::folder_of`), never from the folder Aegis happens to be
 //! started in. Resolved paths are also normalised: `.` steps go and `dir/..` pairs
 //! collapse, so that `./app.log` and `logs/../app.log` name `app.log` as one path,
 //! which is what logs, metrics and the `--once` summary show.

@@ -3,7 +3,7 @@
 //! is built ([`ComponentType`]); and the one context every build receives
 //! ([`BuildContext`]).
 //!
-//! Each kind (sources, stages, sinks) lists its types in one [`registry!`] line each;
+//! Each kind (sources, stages, sinks) lists its types in a `declare!`, a line each;
 //! the macro makes the configuration enum of that kind, its list of names, its decode
 //! dispatch (an unknown `type` is an error with a "did you mean", never a silent
 //! drop), its event kinds and its build. Adding a component is its own file plus one
@@ -53,8 +53,6 @@ pub trait ComponentType: Sized + Serialize {
 pub struct BuildContext<'a, 'd> {
     /// The node's id.
     pub id: &'a str,
-    /// Where the node is configured, for errors about it.
-    pub path: &'a KeyPath,
     /// The configuration file's folder: relative paths start there.
     pub base: &'a Path,
     /// `run --once`: one pass over the input (one tick of a check) instead of following.
@@ -90,7 +88,7 @@ impl Shared {
 }
 
 /// Reports an unknown `type` at `path`, with the types there are and the closest.
-pub fn unknown_type(kind: &str, types: &[&str], path: &KeyPath, diag: &mut Diagnostics) {
+pub(crate) fn unknown_type(kind: &str, types: &[&str], path: &KeyPath, diag: &mut Diagnostics) {
     let mut message = format!(
         "unknown type `{kind}`; expected one of {}",
         super::text::list(types)
@@ -102,13 +100,17 @@ pub fn unknown_type(kind: &str, types: &[&str], path: &KeyPath, diag: &mut Diagn
 }
 
 /// A component's options as YAML, with its `type` first: what `config expand` prints.
-pub fn tagged<C: Serialize>(name: &str, config: &C) -> Result<Value, serde_norway::Error> {
+/// Options are a map (a config struct), as serde's tagged enums require too.
+pub(crate) fn tagged<C: Serialize>(name: &str, config: &C) -> Result<Value, serde_norway::Error> {
     let mut fields = serde_norway::Mapping::new();
     fields.insert("type".into(), name.into());
     match serde_norway::to_value(config)? {
         Value::Mapping(options) => fields.extend(options),
-        Value::Null => {}
-        other => fields.insert("options".into(), other).map_or((), drop),
+        _ => {
+            return Err(serde::ser::Error::custom(format!(
+                "the options of `{name}` are not a map"
+            )));
+        }
     }
     Ok(Value::Mapping(fields))
 }
@@ -191,7 +193,7 @@ macro_rules! declare {
                 }
             }
 
-            /// Builds it (see [`ComponentType::build`]).
+            /// Builds it (see `ComponentType::build`).
             pub fn build(
                 &self,
                 cx: &mut $crate::base::registry::BuildContext,

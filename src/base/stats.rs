@@ -71,7 +71,7 @@ impl StatsHandle {
     }
 
     /// Called once by the runtime as the pipeline starts; a second call is ignored.
-    pub fn set(&self, stats: PipelineStats) {
+    pub(crate) fn set(&self, stats: PipelineStats) {
         let _ = self.0.set(stats);
     }
 }

@@ -7,7 +7,6 @@
 //! part of the configuration that uses it.
 
 use crate::base::diagnostics::Diagnostics;
-
 use crate::base::key_path::KeyPath;
 use crate::base::text::Escaped;
 use crate::stages::log_patterns::PatternConfig;

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
-use crate::base::diagnostics::Diagnostics;
-use crate::base::text::list;
-
 use super::names;
+use crate::base::diagnostics::Diagnostics;
 use crate::base::key_path::KeyPath;
 use crate::base::paths;
+use crate::base::registry::unknown_type;
+use crate::base::text::list;
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::stages::StageConfig;
@@ -208,6 +208,11 @@ fn decode_node<C>(
     let kind = options.remove("type");
     let inputs = options.remove("inputs");
     let kind = match kind {
+        // Said first: with the type wrong, what the node's other keys mean is unknown.
+        Some(Value::String(kind)) if !types.contains(&kind.as_str()) => {
+            unknown_type(&kind, types, path, diag);
+            return None;
+        }
         Some(Value::String(kind)) => kind,
         Some(other) => {
             diag.error(

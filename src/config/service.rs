@@ -45,10 +45,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
-use crate::base::diagnostics::{Diagnostics, closest};
-
 use super::names;
 use super::pipeline::{NodeConfig, PipelineConfig, describe};
+use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::event::EventKind;
 use crate::base::key_path::KeyPath;
 use crate::base::paths;
@@ -58,6 +57,11 @@ use crate::sinks::console::ConsoleConfig;
 use crate::sinks::prometheus::{self, PrometheusConfig};
 use crate::sources::SourceConfig;
 use crate::sources::log_tail::{self, LogTailConfig, PathPattern, ReadFrom};
+use crate::sources::probe::ProbeOptions;
+use crate::sources::probe::grpc::GrpcProbeConfig;
+use crate::sources::probe::http::HttpProbeConfig;
+use crate::sources::probe::script::ScriptProbeConfig;
+use crate::sources::probe::tcp::TcpProbeConfig;
 use crate::stages::StageConfig;
 use crate::stages::log_patterns::{LogPatternsConfig, PatternConfig, decode_patterns};
 
@@ -221,10 +225,10 @@ struct ServiceEntry {
 
 /// The check types of `services[].health_checks`, and the source each becomes.
 const CHECK_TYPES: [(&str, &str); 4] = [
-    ("http", "http_probe"),
-    ("tcp", "tcp_probe"),
-    ("grpc", "grpc_probe"),
-    ("script", "script_probe"),
+    ("http", HttpProbeConfig::NAME),
+    ("tcp", TcpProbeConfig::NAME),
+    ("grpc", GrpcProbeConfig::NAME),
+    ("script", ScriptProbeConfig::NAME),
 ];
 
 fn expand_services(

@@ -12,7 +12,6 @@ use serde_norway::Value;
 
 use super::*;
 use crate::base::diagnostics::Diagnostics;
-
 use crate::base::key_path::KeyPath;
 use crate::base::spans::SpanIndex;
 

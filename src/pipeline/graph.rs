@@ -3,8 +3,10 @@
 //! The checks: every id is used once across sources, stages and sinks; every input
 //! names an existing source or stage; stages form no cycle; each input emits a kind of
 //! event its consumer takes; and (a warning) every source and stage feeds something.
-//! Then each component is built: this is where regexes are compiled and relative
-//! paths resolved. Errors go to the file's [`Diagnostics`], at the node's place.
+//! Then each component is built through its kind's registry, with a [`BuildContext`]
+//! (a stage's patterns are compiled here, relative paths resolved; values a decoder
+//! could check, such as a probe's URL or regex, were parsed already). Errors go to the
+//! file's [`Diagnostics`], at the place of what is wrong.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -170,7 +172,6 @@ impl<'a> Surroundings<'a> {
     ) -> BuildContext<'a, 'd> {
         BuildContext {
             id: &node.id,
-            path: &node.path,
             base: self.base,
             once: self.once,
             diag,
@@ -352,6 +353,7 @@ fn warn_unused(shapes: &[Shape], inputs: &[Vec<usize>], diag: &mut Diagnostics) 
 mod tests {
     use super::*;
     use crate::base::spans::SpanIndex;
+    use crate::base::stats::PipelineStats;
     use crate::config;
 
     /// Loads `text` as a configuration file would be: every error and warning, as
@@ -398,6 +400,14 @@ mod tests {
                 "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `pass_results` (did you mean `pass_results`?)"
             ]
         );
+        // The type is judged first: without it, the node's other keys mean nothing.
+        let (problems, _) = load(&format!("{CHECK}stages:\n  pass: {{type: pass_result}}\n"));
+        assert_eq!(
+            problems,
+            [
+                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `pass_results` (did you mean `pass_results`?)"
+            ]
+        );
         let logs = "sources:\n  app: {type: log_tail, service: s, paths: [/a.log]}\nstages:\n  pass: {type: pass_results, inputs: [app]}\nsinks:\n  out: {type: console, inputs: [pass]}\n";
         let (problems, graph) = load(logs);
         assert_eq!(graph, None);
@@ -407,5 +417,46 @@ mod tests {
                 "4: stages.pass.inputs[0]: input `app` emits log lines, but this stage takes only probe results"
             ]
         );
+    }
+
+    #[test]
+    fn each_pipeline_has_its_own_counts() {
+        let text = format!("{CHECK}sinks:\n  out: {{type: prometheus, inputs: [up]}}\n");
+        let build = || {
+            let spans = SpanIndex::build(&text);
+            let mut diag = Diagnostics::new(&spans);
+            let pipeline = config::parse(&text, &spans, &mut diag).unwrap();
+            Graph::build(
+                &pipeline,
+                Path::new("/"),
+                &BuildOptions::default(),
+                &mut diag,
+            )
+            .unwrap()
+        };
+        let (first, second) = (build(), build());
+        first.stats.set(PipelineStats { nodes: Vec::new() });
+        assert!(first.stats.get().is_some());
+        assert!(
+            second.stats.get().is_none(),
+            "a second pipeline reads the first's counts"
+        );
+    }
+
+    #[test]
+    fn no_two_types_of_a_kind_share_a_name() {
+        use crate::sinks::SinkConfig;
+        use crate::sources::SourceConfig;
+        use crate::stages::StageConfig;
+        for types in [
+            SourceConfig::types(),
+            StageConfig::types(),
+            SinkConfig::types(),
+        ] {
+            let mut sorted = types.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), types.len(), "{types:?}");
+        }
     }
 }

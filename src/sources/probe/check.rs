@@ -41,6 +41,10 @@ fn default_interval() -> Duration {
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A default timeout cut below this to fit the retries is said (a warning): shorter,
+/// a slow but healthy service fails its checks.
+const SHORT_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl CheckConfig {
     /// The keys of [`CheckConfig`]: a probe node's options are split on these into
     /// the shared part and the protocol's own.
@@ -108,6 +112,27 @@ impl CheckConfig {
                     ),
                 );
             }
+            // Fits, but only in the tenth of the interval kept for late wake-ups: on
+            // a busy machine the last attempt will sometimes not be made.
+            Some(timeout)
+                if attempts > 1
+                    && timeout
+                        .saturating_mul(attempts)
+                        .saturating_add(delays)
+                        > self.interval - self.interval / 10 =>
+            {
+                diag.warn(
+                    &path.key("timeout"),
+                    format!(
+                        "{attempts} attempts of up to `{}` with retry delays of up to `{}` take up to `{}`, more than 90 % of the interval `{}`: when the machine is busy and a timer fires late, the last attempt is skipped rather than cut short; a timeout of `{}` or less leaves that margin",
+                        show(timeout),
+                        show(delays),
+                        show(timeout.saturating_mul(attempts).saturating_add(delays)),
+                        show(self.interval),
+                        show(room)
+                    ),
+                );
+            }
             None if room.is_zero() => diag.error_at_key(
                 &path.key("retry"),
                 format!(
@@ -116,7 +141,74 @@ impl CheckConfig {
                     show(self.interval)
                 ),
             ),
+            // The default cut to fit the retries: said when it is short enough to
+            // fail a slow but healthy service.
+            None if attempts > 1 && self.timeout() < SHORT_TIMEOUT => diag.warn(
+                &path.key("retry"),
+                format!(
+                    "with {attempts} attempts and retry delays of up to `{}` in the interval `{}`, each attempt gets a timeout of `{}`; set `timeout` to say so, or lengthen `interval`, or lower `retry.max_attempts`",
+                    show(delays),
+                    show(self.interval),
+                    show(self.timeout())
+                ),
+            ),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::spans::SpanIndex;
+
+    /// The warnings and errors `check_budget` gives the options `yaml`.
+    fn judged(yaml: &str) -> (Vec<String>, Vec<String>) {
+        let spans = SpanIndex::build(yaml);
+        let mut diag = Diagnostics::new(&spans);
+        let value: serde_norway::Value = serde_norway::from_str(yaml).unwrap();
+        let config: CheckConfig = diag.decode(&value, &KeyPath::root()).unwrap();
+        config.check_budget(&KeyPath::root(), &mut diag);
+        let (errors, warnings) = diag.finish();
+        let messages = |all: Vec<crate::base::diagnostics::Diagnostic>| {
+            all.into_iter().map(|d| d.message).collect::<Vec<_>>()
+        };
+        (messages(errors), messages(warnings))
+    }
+
+    #[test]
+    fn a_timeout_that_fits_only_in_the_margin_is_warned_about() {
+        let fits = "service: s\ninterval: 10s\ntimeout: 2s\nretry: {max_attempts: 3, initial_delay: 100ms, max_delay: 100ms, jitter: none}\n";
+        assert_eq!(judged(fits), (vec![], vec![]));
+        // 3 × 3 s + 0.2 s = 9.2 s: in the interval, not in its first nine tenths.
+        let tight = fits.replace("timeout: 2s", "timeout: 3s");
+        let (errors, warnings) = judged(&tight);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("take up to `9s 200ms`, more than 90 %"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].contains("a timeout of `2s 933ms` or less"),
+            "{warnings:?}"
+        );
+        // 3 × 3.5 s + 0.2 s = 10.7 s: past the interval, an error.
+        let over = fits.replace("timeout: 2s", "timeout: 3500ms");
+        assert_eq!(judged(&over).0.len(), 1);
+    }
+
+    #[test]
+    fn a_default_timeout_cut_short_by_the_retries_is_said() {
+        let cut = "service: s\ninterval: 10s\nretry: {max_attempts: 10, initial_delay: 500ms, max_delay: 500ms, jitter: none}\n";
+        let (errors, warnings) = judged(cut);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("each attempt gets a timeout of `"),
+            "{warnings:?}"
+        );
+        let roomy = "service: s\ninterval: 10s\nretry: {max_attempts: 3}\n";
+        assert_eq!(judged(roomy), (vec![], vec![]));
     }
 }

@@ -32,10 +32,9 @@ use tonic_health::pb::health_client::HealthClient;
 use super::ProbeOptions;
 use super::attempt::{Attempt, Probe};
 use crate::base::diagnostics::Diagnostics;
-use crate::base::registry::BuildContext;
-
 use crate::base::event::{FailureReason, ProbeKind, ProbeStatus};
 use crate::base::key_path::KeyPath;
+use crate::base::registry::BuildContext;
 
 /// Configuration of a `grpc_probe` (the options besides the shared check options).
 #[derive(Clone, Debug, Deserialize, Serialize)]

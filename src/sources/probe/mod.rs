@@ -1,5 +1,4 @@
-//! Health-check sources: the options every check shares, and the scheduler that runs a
-//! check on its interval and turns its attempts into [`ProbeResult`]s.
+//! Health-check sources, one per check, each making `ProbeResult` events.
 //!
 //! A check is one source node (`http_probe`, `tcp_probe`, `grpc_probe`,
 //! `script_probe`): the options every check shares ([`check`]), the protocol's own

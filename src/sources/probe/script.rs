@@ -52,11 +52,10 @@ use super::ProbeOptions;
 use super::attempt::{Attempt, Probe};
 use super::perfdata::parse_plugin_output;
 use crate::base::diagnostics::Diagnostics;
-use crate::base::registry::BuildContext;
-
 use crate::base::event::{FailureReason, Outcome, ProbeKind};
 use crate::base::key_path::KeyPath;
 use crate::base::paths::resolve;
+use crate::base::registry::BuildContext;
 
 /// The most of standard output, and of standard error, that is kept.
 const OUTPUT_LIMIT: usize = 64 * 1024;

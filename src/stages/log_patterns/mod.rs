@@ -33,9 +33,8 @@ use serde_norway::Value;
 
 use self::matcher::{Found, Matcher, Undecided};
 use self::pattern::{BLOCK_BUDGET, CompiledPattern, LINE_BUDGET, catastrophic_shape};
-use crate::base::diagnostics::Diagnostics;
-
 use crate::base::component::Stage;
+use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{Event, EventKind, LogMatch, PatternErrors, Severity};
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
