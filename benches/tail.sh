@@ -189,6 +189,9 @@ if [[ " $ONLY " == *" latency "* ]]; then
   cat > "$work/latency.py" <<'EOF'
 import json, sys, time
 seen = []
+# Said once the reader runs: a line it reads late because it was still starting would
+# count against Aegis.
+open(sys.argv[1], "w").close()
 for line in sys.stdin:
     now = time.time_ns() // 1000
     try:
@@ -212,8 +215,11 @@ EOF
       : > "$log"
       port=$(free_port)
       aegis_config "$log" "$port" "  out: {type: console, inputs: [errors]}" > "$work/aegis.yaml"
-      "$aegis" run "$work/aegis.yaml" 2> "$work/aegis.err" | python3 -u "$work/latency.py" > "$work/latency.txt" &
+      rm -f "$work/latency.ready"
+      "$aegis" run "$work/aegis.yaml" 2> "$work/aegis.err" \
+        | python3 -u "$work/latency.py" "$work/latency.ready" > "$work/latency.txt" &
       until_true curl -sf "127.0.0.1:$port/healthz" -o /dev/null
+      until_true test -e "$work/latency.ready"
       "$writer" "$log" --lines-per-second "$rate" --batch "$batch" --seconds "$SECONDS_EACH" \
         --rotate-every 0 2>> "$work/writer.err"
       until_true aegis_caught_up "$port"
