@@ -39,8 +39,9 @@ writer=$PWD/target/release/examples/log-writer
 rm -rf "$work" && mkdir -p "$work/mtail" "$work/many" "$work/idle"
 work=$PWD/$work
 log=$work/app.log
-# Whatever happens, nothing this script started outlives it.
-trap 'pkill -f "$aegis run $work" 2>/dev/null; pkill -f "mtail --progs $work" 2>/dev/null; pkill -f "tail -n \+1 -F $log" 2>/dev/null; true' EXIT
+# Whatever happens, nothing this script started outlives it (a pkill that finds nothing
+# is no failure: without `set +e` it would end the trap, and the script, with status 1).
+trap 'set +e; pkill -f "$aegis run $work"; pkill -f "mtail --progs $work"; pkill -f "tail -n \+1 -F $log"; true' EXIT
 
 calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
 calc3() { awk "BEGIN { printf \"%.3f\", $1 }"; }
