@@ -77,6 +77,8 @@ impl CheckConfig {
         let attempts = self.retry.max_attempts;
         let (_, delays) = self.retry.delay_bounds();
         let room = self.room_per_attempt();
+        // How long a tick takes at most when every attempt runs to `timeout`.
+        let longest = |timeout: Duration| timeout.saturating_mul(attempts).saturating_add(delays);
         let smaller_policy = "lengthen `interval`, or lower `retry.max_attempts`, `retry.initial_delay` or `retry.max_delay`";
         match self.timeout {
             Some(timeout) if attempts == 1 && timeout > self.interval => diag.error(
@@ -87,12 +89,7 @@ impl CheckConfig {
                     show(self.interval)
                 ),
             ),
-            Some(timeout)
-                if timeout
-                    .saturating_mul(attempts)
-                    .saturating_add(delays)
-                    > self.interval =>
-            {
+            Some(timeout) if longest(timeout) > self.interval => {
                 let fix = if room.is_zero() {
                     smaller_policy.to_owned()
                 } else {
@@ -107,27 +104,21 @@ impl CheckConfig {
                         "{attempts} attempts of up to `{}` each (the timeout), with retry delays of up to `{}` between them, take up to `{}`, longer than the interval `{}`, so the last attempts would never be made; {fix}",
                         show(timeout),
                         show(delays),
-                        show(timeout.saturating_mul(attempts).saturating_add(delays)),
+                        show(longest(timeout)),
                         show(self.interval)
                     ),
                 );
             }
             // Fits, but only in the tenth of the interval kept for late wake-ups: on
             // a busy machine the last attempt will sometimes not be made.
-            Some(timeout)
-                if attempts > 1
-                    && timeout
-                        .saturating_mul(attempts)
-                        .saturating_add(delays)
-                        > self.interval - self.interval / 10 =>
-            {
+            Some(timeout) if attempts > 1 && longest(timeout) > self.interval - self.interval / 10 => {
                 diag.warn(
                     &path.key("timeout"),
                     format!(
                         "{attempts} attempts of up to `{}` with retry delays of up to `{}` take up to `{}`, more than 90 % of the interval `{}`: when the machine is busy and a timer fires late, the last attempt is skipped rather than cut short; a timeout of `{}` or less leaves that margin",
                         show(timeout),
                         show(delays),
-                        show(timeout.saturating_mul(attempts).saturating_add(delays)),
+                        show(longest(timeout)),
                         show(self.interval),
                         show(room)
                     ),
