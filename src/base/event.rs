@@ -28,6 +28,12 @@ pub enum Event {
     PatternErrors(PatternErrors),
     /// The result of one scheduled health check, after its retries.
     ProbeResult(ProbeResult),
+    /// Requests and values read from log lines (a request log, a custom signal).
+    Samples(Samples),
+    /// One closed slice of one signal of one service: its value and how it was judged.
+    SignalSlice(SignalSlice),
+    /// A signal of a service became anomalous, or normal again.
+    Anomaly(Anomaly),
 }
 
 impl Event {
@@ -38,6 +44,9 @@ impl Event {
             Event::LogMatch(_) => EventKind::LogMatch,
             Event::PatternErrors(_) => EventKind::PatternErrors,
             Event::ProbeResult(_) => EventKind::ProbeResult,
+            Event::Samples(_) => EventKind::Samples,
+            Event::SignalSlice(_) => EventKind::SignalSlice,
+            Event::Anomaly(_) => EventKind::Anomaly,
         }
     }
 }
@@ -50,6 +59,9 @@ pub enum EventKind {
     LogMatch,
     PatternErrors,
     ProbeResult,
+    Samples,
+    SignalSlice,
+    Anomaly,
 }
 
 impl EventKind {
@@ -59,6 +71,9 @@ impl EventKind {
         EventKind::LogMatch,
         EventKind::PatternErrors,
         EventKind::ProbeResult,
+        EventKind::Samples,
+        EventKind::SignalSlice,
+        EventKind::Anomaly,
     ];
 
     /// The name users see in configuration errors.
@@ -68,6 +83,9 @@ impl EventKind {
             EventKind::LogMatch => "log matches",
             EventKind::PatternErrors => "pattern errors",
             EventKind::ProbeResult => "probe results",
+            EventKind::Samples => "samples",
+            EventKind::SignalSlice => "signal slices",
+            EventKind::Anomaly => "anomalies",
         }
     }
 }
@@ -309,6 +327,143 @@ pub struct PerfSample {
     pub crit: Option<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+}
+
+/// Measurements read from the lines of one block of a log: what the `log_fields` stage
+/// makes of a request log (one request per line) and of custom signals.
+///
+/// One event per block, not per line: a busy access log gives thousands of requests a
+/// second, and a vector of plain values costs one allocation for all of them.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    pub service: ServiceName,
+    /// When the block was read.
+    pub at: SystemTime,
+    pub items: Vec<Sample>,
+    /// Lines of the block that were not what the format describes (counted, not used).
+    pub unparsed: u32,
+}
+
+/// One measurement, at the time its line says (when it says one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The line's own time, if it has one: a replay is windowed on it.
+    pub time: Option<SystemTime>,
+    pub measure: Measure,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measure {
+    /// One request the service served; `duration` if the line gives it.
+    Request {
+        error: bool,
+        duration: Option<Duration>,
+    },
+    /// A value of a custom signal (a queue depth, say).
+    Value { signal: Arc<str>, value: f64 },
+}
+
+/// What anomaly detection watches, per service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// A percentile of request and probe durations, in seconds.
+    Latency,
+    /// Failed requests over requests, 0 to 1.
+    ErrorRate,
+    /// Requests per second.
+    Throughput,
+    /// A value read from log lines, named in configuration.
+    Custom(Arc<str>),
+}
+
+impl Signal {
+    /// The built-in signals, as configuration and metric labels name them.
+    pub const BUILT_IN: [&'static str; 3] = ["latency", "error_rate", "throughput"];
+
+    /// The signal a name stands for: a built-in one or a custom one.
+    pub fn named(name: &str) -> Signal {
+        match name {
+            "latency" => Signal::Latency,
+            "error_rate" => Signal::ErrorRate,
+            "throughput" => Signal::Throughput,
+            custom => Signal::Custom(custom.into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Signal::Latency => "latency",
+            Signal::ErrorRate => "error_rate",
+            Signal::Throughput => "throughput",
+            Signal::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A closed slice of a signal: its value (none when the slice had nothing to measure)
+/// and what detection made of it. Emitted for every signal at every slice, for metrics.
+#[derive(Clone, Debug)]
+pub struct SignalSlice {
+    pub service: ServiceName,
+    pub signal: Signal,
+    /// The end of the slice (event time on a replay).
+    pub at: SystemTime,
+    /// The value in the unit the metrics use: seconds, requests per second, a ratio, or
+    /// the custom value.
+    pub value: Option<f64>,
+    /// The adaptive baseline, where the signal has one yet.
+    pub baseline: Option<f64>,
+    /// The adaptive score (a robust z-score), where there is one.
+    pub score: Option<f64>,
+    pub anomalous: bool,
+}
+
+/// A signal's change of state: anomalous from `started`, or normal again at `at`.
+#[derive(Clone, Debug)]
+pub struct Anomaly {
+    pub service: ServiceName,
+    pub signal: Signal,
+    /// The end of the slice that changed the state (event time on a replay).
+    pub at: SystemTime,
+    /// When the anomaly began: the start of its first anomalous slice.
+    pub started: SystemTime,
+    pub anomalous: bool,
+    /// The value of the slice that changed the state, in the metrics' unit.
+    pub observed: f64,
+    /// What it was judged against.
+    pub reference: Reference,
+    /// The adaptive score of the slice, if there is one.
+    pub score: Option<f64>,
+    /// The whole story in one sentence: "shop latency p99 742 ms over 30 s, threshold
+    /// 500 ms".
+    pub explanation: String,
+}
+
+/// What a slice's value was compared with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    /// A configured bound: above `max` or below `min` is anomalous.
+    Threshold {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+    /// The baseline learned from the signal's history.
+    Baseline { median: f64, scale: f64 },
 }
 
 /// How serious something is: one scale for log patterns, alerts and notifications.

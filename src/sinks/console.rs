@@ -114,6 +114,7 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
         Event::LogMatch(found) => push_json(buffer, &LogMatchJson::new(found)),
         Event::PatternErrors(errors) => push_json(buffer, &PatternErrorsJson::new(errors)),
         Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
+        Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
     }
 }
 

@@ -86,6 +86,7 @@ impl Summary {
                 let key = (result.service.clone(), result.check.clone());
                 self.checks.insert(key, result.clone());
             }
+            Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
         }
     }
 

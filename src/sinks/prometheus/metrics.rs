@@ -367,6 +367,7 @@ impl Metrics {
                 (self.pattern_errors.with_label_values(&labels)).inc_by(u64::from(errors.lines));
             }
             Event::ProbeResult(result) => self.record_result(result),
+            Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
         }
     }
 
