@@ -428,6 +428,9 @@ pub struct SignalSlice {
     /// The adaptive score (a robust z-score), where there is one.
     pub score: Option<f64>,
     pub anomalous: bool,
+    /// Why the slice was not judged, if it was not (too few requests for an error
+    /// rate, say); the state it had stays.
+    pub unjudged: Option<&'static str>,
 }
 
 /// A signal's change of state: anomalous from `started`, or normal again at `at`.

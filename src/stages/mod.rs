@@ -4,10 +4,12 @@
 //! [`ComponentType`](crate::base::registry::ComponentType), and its [`Stage`]; the
 //! registry below is the list of them, as configuration names them (`type:`).
 
+pub mod anomaly;
 pub mod log_patterns;
 #[cfg(test)]
 pub mod pass_results;
 
+use self::anomaly::AnomalyConfig;
 use self::log_patterns::LogPatternsConfig;
 use crate::base::component::Stage;
 
@@ -15,6 +17,7 @@ crate::base::registry::declare! {
     /// The configuration of any stage, by `type`.
     pub enum StageConfig builds Stage {
         LogPatterns(LogPatternsConfig),
+        Anomaly(AnomalyConfig),
         #[cfg(test)] PassResults(pass_results::PassResultsConfig),
     }
 }
