@@ -206,7 +206,7 @@ impl Detector {
         let mut baseline = None;
         let mut score = None;
         if let Some(adaptive) = self.adaptive
-            && history.len() >= adaptive.min_history.max(1)
+            && history.count() >= adaptive.min_history.max(1)
         {
             let found = self.baseline(history, count);
             let z = (value - found.median) / found.scale;

@@ -126,9 +126,9 @@ fn interval(interval: Duration) -> String {
     let secs = interval.as_secs();
     if interval.subsec_nanos() != 0 || secs == 0 {
         format!("{} ms", number(interval.as_secs_f64() * 1e3))
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")

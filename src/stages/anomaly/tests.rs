@@ -270,7 +270,8 @@ fn a_daily_cycle_is_not_an_anomaly_but_a_spike_on_it_is() {
 #[test]
 fn steps_spikes_and_drifts_are_found_with_their_delay() {
     let onset = 1000;
-    let cases: [(&str, Box<dyn Fn(usize) -> f64>); 4] = [
+    type Shape = Box<dyn Fn(usize) -> f64>;
+    let cases: [(&str, Shape); 4] = [
         (
             "step up 6σ",
             Box::new(|i| if i >= onset { 30.0 } else { 0.0 }),

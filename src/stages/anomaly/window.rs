@@ -145,7 +145,7 @@ impl Slice {
     /// Closes the slice: its value, as `signal` reads it over `interval`; the slice is
     /// empty again afterwards.
     pub fn close(&mut self, reading: Reading, interval: Duration) -> Closed {
-        let closed = match self {
+        match self {
             Slice::Latency {
                 histogram,
                 quantile,
@@ -196,8 +196,7 @@ impl Slice {
                 *self = Slice::custom(*aggregate);
                 closed
             }
-        };
-        closed
+        }
     }
 
     /// The percentile a latency slice reads.
@@ -250,7 +249,8 @@ impl History {
         self.values.push_back(value);
     }
 
-    pub fn len(&self) -> usize {
+    /// How many values it holds.
+    pub fn count(&self) -> usize {
         self.values.len()
     }
 
