@@ -269,28 +269,29 @@ fn a_daily_cycle_is_not_an_anomaly_but_a_spike_on_it_is() {
 
 #[test]
 fn steps_spikes_and_drifts_are_found_with_their_delay() {
-    let onset = 1000;
+    const ONSET: usize = 1000;
+    let onset = ONSET;
     type Shape = Box<dyn Fn(usize) -> f64>;
     let cases: [(&str, Shape); 4] = [
         (
             "step up 6σ",
-            Box::new(|i| if i >= onset { 30.0 } else { 0.0 }),
+            Box::new(|i| if i >= ONSET { 30.0 } else { 0.0 }),
         ),
         (
             "spike 10σ",
-            Box::new(|i| if i == onset { 50.0 } else { 0.0 }),
+            Box::new(|i| if i == ONSET { 50.0 } else { 0.0 }),
         ),
         (
             "step up 3σ",
-            Box::new(|i| if i >= onset { 15.0 } else { 0.0 }),
+            Box::new(|i| if i >= ONSET { 15.0 } else { 0.0 }),
         ),
         // 10σ over the length of the history: a drift slower than that is, to a
         // baseline of that length, the slope of a cycle (docs/anomaly.md).
         (
             "drift 0.1σ a slice",
             Box::new(|i| {
-                if i >= onset {
-                    0.5 * (i - onset) as f64
+                if i >= ONSET {
+                    0.5 * (i - ONSET) as f64
                 } else {
                     0.0
                 }
