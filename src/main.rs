@@ -264,7 +264,9 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
         } = loaded;
         // Every configured pattern is listed in the summary, matched or not.
         let patterns = (pipeline.stages.iter()).flat_map(|stage| match &stage.config {
-            StageConfig::LogPatterns(config) => config.patterns.iter(),
+            StageConfig::LogPatterns(config) => config.patterns.as_slice(),
+            // The other stages have no patterns to list.
+            _ => &[],
         });
         let summary = Summary::expecting(patterns.map(|p| (p.name.as_str(), p.severity)));
         let summary = Arc::new(Mutex::new(summary));

@@ -4,6 +4,7 @@
 //! [`ComponentType`](crate::base::registry::ComponentType), and its [`Stage`]; the
 //! registry below is the list of them, as configuration names them (`type:`).
 
+pub mod log_fields;
 pub mod log_patterns;
 #[cfg(test)]
 pub mod pass_results;
@@ -15,6 +16,7 @@ crate::base::registry::declare! {
     /// The configuration of any stage, by `type`.
     pub enum StageConfig builds Stage {
         LogPatterns(LogPatternsConfig),
+        LogFields(log_fields::LogFieldsConfig),
         #[cfg(test)] PassResults(pass_results::PassResultsConfig),
     }
 }
