@@ -265,6 +265,7 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
         // Every configured pattern is listed in the summary, matched or not.
         let patterns = (pipeline.stages.iter()).flat_map(|stage| match &stage.config {
             StageConfig::LogPatterns(config) => config.patterns.as_slice(),
+            // The other stages have no patterns to list.
             _ => &[],
         });
         let summary = Summary::expecting(patterns.map(|p| (p.name.as_str(), p.severity)));

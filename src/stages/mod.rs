@@ -5,11 +5,13 @@
 //! registry below is the list of them, as configuration names them (`type:`).
 
 pub mod anomaly;
+pub mod log_fields;
 pub mod log_patterns;
 #[cfg(test)]
 pub mod pass_results;
 
 use self::anomaly::AnomalyConfig;
+use self::log_fields::LogFieldsConfig;
 use self::log_patterns::LogPatternsConfig;
 use crate::base::component::Stage;
 
@@ -17,6 +19,7 @@ crate::base::registry::declare! {
     /// The configuration of any stage, by `type`.
     pub enum StageConfig builds Stage {
         LogPatterns(LogPatternsConfig),
+        LogFields(LogFieldsConfig),
         Anomaly(AnomalyConfig),
         #[cfg(test)] PassResults(pass_results::PassResultsConfig),
     }
