@@ -428,9 +428,28 @@ pub struct SignalSlice {
     /// The adaptive score (a robust z-score), where there is one.
     pub score: Option<f64>,
     pub anomalous: bool,
-    /// Why the slice was not judged, if it was not (too few requests for an error
-    /// rate, say); the state it had stays.
-    pub unjudged: Option<&'static str>,
+    /// Why the slice was not judged, if it was not; the state it had stays.
+    pub unjudged: Option<Unjudged>,
+}
+
+/// Why a closed slice with a value was not judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unjudged {
+    /// The first slice of a series began before its first sample: its counts are
+    /// partial.
+    FirstSlice,
+    /// An error rate over fewer requests than `min_requests`.
+    TooFewRequests,
+}
+
+impl Unjudged {
+    /// The name in metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unjudged::FirstSlice => "first_slice",
+            Unjudged::TooFewRequests => "too_few_requests",
+        }
+    }
 }
 
 /// A signal's change of state: anomalous from `started`, or normal again at `at`.

@@ -62,7 +62,10 @@ use crate::sources::probe::grpc::GrpcProbeConfig;
 use crate::sources::probe::http::HttpProbeConfig;
 use crate::sources::probe::script::ScriptProbeConfig;
 use crate::sources::probe::tcp::TcpProbeConfig;
+use crate::base::registry::ComponentType;
 use crate::stages::StageConfig;
+use crate::stages::anomaly::{AnomalyConfig, SignalConfig};
+use crate::stages::log_fields::LogFieldsConfig;
 use crate::stages::log_patterns::{LogPatternsConfig, PatternConfig, decode_patterns};
 
 /// The sections of the service-centric form.
@@ -115,31 +118,51 @@ struct LogFile {
     /// Patterns for this file only, in addition to the section's.
     #[serde(default)]
     patterns: Vec<Value>,
+    /// The file is a request log in this format (a `log_fields` stage's `requests`).
+    requests: Option<Value>,
+    /// Custom signals read from its lines (a `log_fields` stage's `signals`, plus how
+    /// anomaly detection reads each: `direction`, `aggregate`).
+    #[serde(default)]
+    signals: Vec<Value>,
+}
+
+/// What the sections say about each service, for the anomaly section's checks.
+#[derive(Default)]
+struct Known {
+    /// Every service a check or a log file names.
+    services: Vec<String>,
+    /// Services with health checks (their latency is probed).
+    probed: Vec<String>,
+    /// Services with a request log.
+    requests: Vec<String>,
+    /// Custom signals, by service and name, with how anomaly detection reads them.
+    custom: Vec<(String, String, SignalConfig)>,
 }
 
 /// Expands the service-centric sections of `top` into pipeline nodes.
 pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     let mut config = PipelineConfig::default();
     let mut metrics = None;
+    let mut known = Known::default();
     for section in SECTIONS {
         let Some(value) = top.get(section) else {
             continue;
         };
         let path = KeyPath::root().key(section);
         match section {
-            "logs" => expand_logs(value, &path, diag, &mut config),
-            "services" => expand_services(value, &path, diag, &mut config),
-            "anomaly_detection" => not_active(
-                diag,
-                &path,
-                "anomaly detection arrives with the anomaly stage",
-            ),
+            "logs" => expand_logs(value, &path, diag, &mut config, &mut known),
+            "services" => expand_services(value, &path, diag, &mut config, &mut known),
+            "anomaly_detection" => expand_anomaly(value, &path, diag, &mut config, &known),
             "alerting" => not_active(diag, &path, "alerting arrives with the alert stage"),
             _ => metrics = decode_prometheus(value, &path, diag),
         }
     }
-    // Matches and check results are what the console shows; raw lines are not.
-    let shown: Vec<String> = (config.stages.iter().map(|stage| stage.id.clone()))
+    // Matches, anomalies and check results are what the console shows; raw lines and
+    // samples are not.
+    let shown_kinds = [EventKind::LogMatch, EventKind::PatternErrors, EventKind::Anomaly];
+    let shown: Vec<String> = (config.stages.iter())
+        .filter(|stage| (stage.config.emits().iter()).any(|kind| shown_kinds.contains(kind)))
+        .map(|stage| stage.id.clone())
         .chain(
             (config.sources.iter())
                 .filter(|source| source.config.emits().contains(&EventKind::ProbeResult))
@@ -236,6 +259,7 @@ fn expand_services(
     path: &KeyPath,
     diag: &mut Diagnostics,
     config: &mut PipelineConfig,
+    known: &mut Known,
 ) {
     let Some(services) = diag.decode::<Vec<Value>>(value, path) else {
         return;
@@ -263,6 +287,10 @@ fn expand_services(
             }
             None => {
                 defined.insert(service.name.clone(), name_path);
+                known.services.push(service.name.clone());
+                if !service.health_checks.is_empty() {
+                    known.probed.push(service.name.clone());
+                }
             }
         }
         let checks_path = service_path.key("health_checks");
@@ -354,7 +382,13 @@ fn expand_check(
     Some((name, source))
 }
 
-fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &mut PipelineConfig) {
+fn expand_logs(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+    config: &mut PipelineConfig,
+    known: &mut Known,
+) {
     let Some(section) = diag.decode::<LogsSection>(value, path) else {
         return;
     };
@@ -393,12 +427,24 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
         };
         let normal = paths::normalize(Path::new(&file.path));
         if let Some(first) = watched.iter_mut().find(|w| w.normal == normal) {
+            if file.requests.is_some() || !file.signals.is_empty() {
+                diag.warn(
+                    &file_path,
+                    format!("`requests` and `signals` of a file listed twice are read from its first entry, at line {}; these are ignored", diag.line_of(&first.at)),
+                );
+            }
             first.add_entry(&file, own, &file_path, diag);
             continue;
         }
+        let fields = decode_fields(&file, &file_path, diag, known);
+        if fields.is_some() && file.requests.is_some() {
+            known.requests.push(file.service.clone());
+        }
+        known.services.push(file.service.clone());
         let mut patterns: Vec<PatternConfig> = global.clone();
         patterns.extend(own);
         watched.push(WatchedFile {
+            fields,
             index: i,
             at: file_path,
             service: file.service,
@@ -409,12 +455,13 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
         });
     }
     for file in watched {
-        if file.patterns.is_empty() {
-            diag.warn(&file.at, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`); it is not watched");
+        if file.patterns.is_empty() && file.fields.is_none() {
+            diag.warn(&file.at, "no patterns apply to this file (neither `logs.patterns` nor its own `patterns`) and it has no `requests` or `signals`; it is not watched");
             continue;
         }
         let tail_id = format!("{}.log_tail.{}", file.service, file.index);
         let patterns_id = format!("{}.log_patterns.{}", file.service, file.index);
+        let fields_id = format!("{}.log_fields.{}", file.service, file.index);
         config.sources.push(NodeConfig {
             id: tail_id.clone(),
             inputs: Vec::new(),
@@ -428,15 +475,26 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
             path: file.at.clone(),
             implicit: false,
         });
-        config.stages.push(NodeConfig {
-            id: patterns_id,
-            inputs: vec![tail_id],
-            config: StageConfig::LogPatterns(LogPatternsConfig {
-                patterns: file.patterns,
-            }),
-            path: file.at,
-            implicit: false,
-        });
+        if let Some(fields) = file.fields {
+            config.stages.push(NodeConfig {
+                id: fields_id,
+                inputs: vec![tail_id.clone()],
+                config: fields,
+                path: file.at.clone(),
+                implicit: false,
+            });
+        }
+        if !file.patterns.is_empty() {
+            config.stages.push(NodeConfig {
+                id: patterns_id,
+                inputs: vec![tail_id],
+                config: StageConfig::LogPatterns(LogPatternsConfig {
+                    patterns: file.patterns,
+                }),
+                path: file.at,
+                implicit: false,
+            });
+        }
     }
 }
 
@@ -444,6 +502,8 @@ fn expand_logs(value: &Value, path: &KeyPath, diag: &mut Diagnostics, config: &m
 /// service that names the same file. It becomes one `log_tail` source and one
 /// `log_patterns` stage, so that its lines are read, and matched, once.
 struct WatchedFile {
+    /// The `log_fields` stage of its `requests` and `signals`, if it has them.
+    fields: Option<StageConfig>,
     /// The first entry's index in `logs.files` (the node ids end with it) and place.
     index: usize,
     at: KeyPath,
@@ -490,6 +550,168 @@ impl WatchedFile {
             }
         }
     }
+}
+
+/// The `log_fields` stage a file's `requests` and `signals` make, if it has either.
+/// How anomaly detection reads each signal (`direction`, `aggregate`) is taken out of
+/// its entry into `known`, for the anomaly stage.
+fn decode_fields(
+    file: &LogFile,
+    at: &KeyPath,
+    diag: &mut Diagnostics,
+    known: &mut Known,
+) -> Option<StageConfig> {
+    if file.requests.is_none() && file.signals.is_empty() {
+        return None;
+    }
+    let mut options = Mapping::new();
+    if let Some(requests) = &file.requests {
+        options.insert("requests".into(), requests.clone());
+    }
+    let mut signals = Vec::new();
+    for (j, entry) in file.signals.iter().enumerate() {
+        let mut entry = entry.clone();
+        if let Some(fields) = entry.as_mapping_mut() {
+            let mut reading = Mapping::new();
+            for key in ["direction", "aggregate"] {
+                if let Some(value) = fields.remove(key) {
+                    reading.insert(key.into(), value);
+                }
+            }
+            let path = at.key("signals").index(j);
+            let reading = diag.decode::<SignalConfig>(&Value::Mapping(reading), &path);
+            if let (Some(reading), Some(Value::String(name))) = (reading, fields.get("name")) {
+                known.custom.push((file.service.clone(), name.clone(), reading));
+            }
+        }
+        signals.push(entry);
+    }
+    if !signals.is_empty() {
+        options.insert("signals".into(), Value::Sequence(signals));
+    }
+    StageConfig::decode(LogFieldsConfig::NAME, &Value::Mapping(options), at, diag)
+}
+
+/// The `anomaly_detection:` section: one `anomaly` stage fed by every health check and
+/// every request log, its thresholds checked against the services the other sections
+/// name.
+fn expand_anomaly(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+    config: &mut PipelineConfig,
+    known: &Known,
+) {
+    let Some(mut options) = diag.decode::<Mapping>(value, path) else {
+        return;
+    };
+    let enabled = match options.remove("enabled") {
+        None => true,
+        Some(Value::Bool(enabled)) => enabled,
+        Some(other) => {
+            diag.error(
+                &path.key("enabled"),
+                format!("expected `true` or `false`, found {}", describe(&other)),
+            );
+            return;
+        }
+    };
+    let Some(StageConfig::Anomaly(mut anomaly)) =
+        StageConfig::decode(AnomalyConfig::NAME, &Value::Mapping(options), path, diag)
+    else {
+        return;
+    };
+    let inputs: Vec<String> = (config.sources.iter())
+        .filter(|node| node.config.emits().contains(&EventKind::ProbeResult))
+        .map(|node| node.id.clone())
+        .chain(
+            (config.stages.iter())
+                .filter(|node| node.config.emits().contains(&EventKind::Samples))
+                .map(|node| node.id.clone()),
+        )
+        .collect();
+    let thresholds = anomaly.threshold_services(path);
+    if inputs.is_empty() {
+        // One warning says it all; one per threshold would repeat it.
+        let unknown = (thresholds.iter())
+            .filter(|(_, service, _)| !known.services.iter().any(|name| name == service));
+        for (_, service, at) in unknown {
+            unknown_service(service, &at.key("service"), known, diag);
+        }
+        if enabled {
+            diag.warn(
+                path,
+                "nothing to judge yet: no service has health checks, a request log (`logs.files[].requests: {format: combined}`) or signals (`logs.files[].signals`), so no threshold here is ever judged",
+            );
+        }
+        return;
+    }
+    for (signal, service, at) in &thresholds {
+        check_threshold_service(signal, service, at, known, diag);
+    }
+    if !enabled {
+        return;
+    }
+    for (_, name, reading) in &known.custom {
+        anomaly.signals.entry(name.clone()).or_insert_with(|| reading.clone());
+    }
+    config.stages.push(NodeConfig {
+        id: "anomaly".into(),
+        inputs,
+        config: StageConfig::Anomaly(anomaly),
+        path: path.clone(),
+        implicit: false,
+    });
+}
+
+/// A threshold's service must be one the configuration names, and its signal one that
+/// service has; an unknown service is an error, a signal that nothing measures a
+/// warning (the threshold would never be judged).
+fn check_threshold_service(
+    signal: &str,
+    service: &str,
+    at: &KeyPath,
+    known: &Known,
+    diag: &mut Diagnostics,
+) {
+    let service_path = at.key("service");
+    if !known.services.iter().any(|name| name == service) {
+        unknown_service(service, &service_path, known, diag);
+        return;
+    }
+    let has = |names: &[String]| names.iter().any(|name| name == service);
+    let missing = match signal {
+        "latency" if !has(&known.probed) && !has(&known.requests) => {
+            "its latency comes from health checks or a request log (`logs.files[].requests`), and it has neither"
+        }
+        "error_rate" | "throughput" if !has(&known.requests) => {
+            "its requests come from a request log (`logs.files[].requests`), and it has none"
+        }
+        "latency" | "error_rate" | "throughput" => return,
+        custom if (known.custom.iter()).any(|(s, name, _)| s == service && name == custom) => {
+            return;
+        }
+        _ => "no `logs.files[].signals` entry of this service declares that signal",
+    };
+    diag.warn(
+        &service_path,
+        format!("this {signal} threshold of `{service}` is never judged: {missing}"),
+    );
+}
+
+/// Reports a threshold's service that no check or log file names.
+fn unknown_service(service: &str, at: &KeyPath, known: &Known, diag: &mut Diagnostics) {
+    let mut names: Vec<&str> = known.services.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut message = format!(
+        "service `{service}` is not named by any health check or log file; expected one of {}",
+        list(&names)
+    );
+    if let Some(close) = closest(service, names.iter().copied()) {
+        message.push_str(&format!(" (did you mean `{close}`?)"));
+    }
+    diag.error(at, message);
 }
 
 /// Whether two patterns are one written twice: where each was written does not count.

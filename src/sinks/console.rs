@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use crate::base::component::{Input, NodeError, Sink};
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
-    Event, EventKind, FailureReason, LogLines, LogMatch, Outcome, PatternErrors, PerfSample,
-    ProbeKind, ProbeResult, ProbeStatus,
+    Anomaly, Event, EventKind, FailureReason, LogLines, LogMatch, Outcome, PatternErrors,
+    PerfSample, ProbeKind, ProbeResult, ProbeStatus, Reference,
 };
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
@@ -114,7 +114,43 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
         Event::LogMatch(found) => push_json(buffer, &LogMatchJson::new(found)),
         Event::PatternErrors(errors) => push_json(buffer, &PatternErrorsJson::new(errors)),
         Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
-        Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
+        Event::Anomaly(anomaly) => push_json(buffer, &AnomalyJson::new(anomaly)),
+        // What the metrics are made of, slice by slice: too much for a console.
+        Event::Samples(_) | Event::SignalSlice(_) => {}
+    }
+}
+
+/// A signal's change of state, as the console prints it.
+#[derive(Serialize)]
+struct AnomalyJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    signal: &'a str,
+    state: &'static str,
+    started: String,
+    observed: f64,
+    #[serde(flatten)]
+    reference: &'a Reference,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    explanation: &'a str,
+}
+
+impl<'a> AnomalyJson<'a> {
+    fn new(anomaly: &'a Anomaly) -> Self {
+        AnomalyJson {
+            event: "anomaly",
+            time: humantime::format_rfc3339_millis(anomaly.at).to_string(),
+            service: &anomaly.service,
+            signal: anomaly.signal.as_str(),
+            state: if anomaly.anomalous { "anomalous" } else { "normal" },
+            started: humantime::format_rfc3339_millis(anomaly.started).to_string(),
+            observed: anomaly.observed,
+            reference: &anomaly.reference,
+            score: anomaly.score,
+            explanation: &anomaly.explanation,
+        }
     }
 }
 

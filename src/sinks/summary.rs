@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::base::component::{Input, NodeError, Sink};
-use crate::base::event::{Event, ProbeResult, Severity};
+use crate::base::event::{Event, ProbeResult, Reference, Severity};
 use crate::base::text::Escaped;
 use crate::sinks::console::ProbeResultJson;
 
@@ -28,6 +28,40 @@ pub struct Summary {
     patterns: BTreeMap<(Arc<str>, Severity), PatternCounts>,
     /// The last result of each check (a `--once` run has one per check).
     checks: BTreeMap<(Arc<str>, Arc<str>), ProbeResult>,
+    /// Anomalies in the order they began; `end` is set when one is over.
+    anomalies: Vec<AnomalyReport>,
+}
+
+/// One anomaly of the run: from its start to its end (none if it lasted to the end of
+/// the input), with the value and sentence of the slice that began it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalyReport {
+    pub service: String,
+    pub signal: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub start: SystemTime,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    pub end: Option<SystemTime>,
+    pub observed: f64,
+    #[serde(flatten)]
+    pub reference: Reference,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub explanation: String,
+}
+
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_seconds(*time))
+}
+
+fn rfc3339_or_null<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => rfc3339(time, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -86,7 +120,29 @@ impl Summary {
                 let key = (result.service.clone(), result.check.clone());
                 self.checks.insert(key, result.clone());
             }
-            Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
+            Event::Anomaly(anomaly) if anomaly.anomalous => {
+                self.anomalies.push(AnomalyReport {
+                    service: anomaly.service.to_string(),
+                    signal: anomaly.signal.to_string(),
+                    start: anomaly.started,
+                    end: None,
+                    observed: anomaly.observed,
+                    reference: anomaly.reference.clone(),
+                    score: anomaly.score,
+                    explanation: anomaly.explanation.clone(),
+                });
+            }
+            Event::Anomaly(anomaly) => {
+                let open = (self.anomalies.iter_mut().rev()).find(|open| {
+                    open.end.is_none()
+                        && *open.service == *anomaly.service
+                        && open.signal == anomaly.signal.as_str()
+                });
+                if let Some(open) = open {
+                    open.end = Some(anomaly.at);
+                }
+            }
+            Event::Samples(_) | Event::SignalSlice(_) => {}
         }
     }
 
@@ -136,6 +192,7 @@ impl Summary {
             files,
             patterns,
             checks: self.checks.values().cloned().collect(),
+            anomalies: self.anomalies.clone(),
         }
     }
 }
@@ -148,6 +205,8 @@ pub struct Report {
     /// The last result of each check, as the console sink writes them.
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "checks_json")]
     pub checks: Vec<ProbeResult>,
+    /// Every anomaly the run found, in the order they began.
+    pub anomalies: Vec<AnomalyReport>,
     pub severities: Severities,
     pub lines: u64,
     pub bytes: u64,
@@ -188,6 +247,9 @@ impl fmt::Display for Report {
         }
         if !self.checks.is_empty() {
             self.fmt_checks(f)?;
+        }
+        if !self.anomalies.is_empty() {
+            self.fmt_anomalies(f)?;
         }
         Ok(())
     }
@@ -275,6 +337,27 @@ impl Report {
                 Escaped(&check.service).to_string(),
                 Escaped(&check.check).to_string(),
                 Escaped(&check.detail)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    fn fmt_anomalies(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "anomalies ({})", self.anomalies.len())?;
+        writeln!(f, "{:<20} {:<20} what", "start", "end")?;
+        for anomaly in &self.anomalies {
+            let end = match anomaly.end {
+                Some(end) => humantime::format_rfc3339_seconds(end).to_string(),
+                None => "(still at the end)".to_owned(),
+            };
+            writeln!(
+                f,
+                "{:<20} {:<20} {}",
+                humantime::format_rfc3339_seconds(anomaly.start).to_string(),
+                end,
+                Escaped(&anomaly.explanation)
             )?;
         }
         Ok(())

@@ -21,7 +21,8 @@ use prometheus::{
 
 use crate::base::component::CHANNEL_CAPACITY;
 use crate::base::event::{
-    Event, FailureReason, LogLines, LogMatch, Outcome, ProbeResult, ServiceName,
+    Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult, Samples,
+    ServiceName, SignalSlice,
 };
 use crate::base::stats::PipelineStats;
 
@@ -55,6 +56,14 @@ pub struct Metrics {
     log_lossy: IntCounterVec,
     matches: IntCounterVec,
     pattern_errors: IntCounterVec,
+    requests: IntCounterVec,
+    unparsed: IntCounterVec,
+    signal_value: GaugeVec,
+    signal_baseline: GaugeVec,
+    anomaly_score: GaugeVec,
+    anomaly_active: IntGaugeVec,
+    anomaly_transitions: IntCounterVec,
+    unjudged: IntCounterVec,
     node_received: IntCounterVec,
     node_sent: IntCounterVec,
     node_queued: IntGaugeVec,
@@ -133,6 +142,8 @@ impl Metrics {
         };
         const CHECK: &[&str] = &["service", "check"];
         const FILE: &[&str] = &["service", "path"];
+        const SERVICE: &[&str] = &["service"];
+        const SIGNAL: &[&str] = &["service", "signal"];
         let metrics = Metrics {
             service_up: family(
                 &r,
@@ -304,6 +315,86 @@ impl Metrics {
                     &["service", "pattern", "reason"],
                 ),
             ),
+            requests: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_requests_total",
+                        "Requests read from request logs, by result (`ok` or `error`, as the log's `errors` setting says).",
+                    ),
+                    &["service", "result"],
+                ),
+            ),
+            unparsed: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_request_lines_unparsed_total",
+                        "Lines of a request log that were not a request in its format (or had a time that did not parse).",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            signal_value: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_signal_value",
+                        "The value of a signal over its last closed slice: latency in seconds (at its percentile), throughput in requests per second, error rate as a ratio, custom signals in their own unit.",
+                    ),
+                    SIGNAL,
+                ),
+            ),
+            signal_baseline: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_signal_baseline",
+                        "The adaptive baseline of a signal (the median of its history), in the signal's unit.",
+                    ),
+                    SIGNAL,
+                ),
+            ),
+            anomaly_score: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_anomaly_score",
+                        "The robust z-score of a signal's last judged slice against its baseline.",
+                    ),
+                    SIGNAL,
+                ),
+            ),
+            anomaly_active: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_anomaly_active",
+                        "1 while a signal of a service is anomalous, else 0.",
+                    ),
+                    SIGNAL,
+                ),
+            ),
+            anomaly_transitions: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_anomaly_transitions_total",
+                        "Changes of a signal's state, by the state entered (`anomalous` or `normal`).",
+                    ),
+                    &["service", "signal", "to"],
+                ),
+            ),
+            unjudged: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_signal_slices_unjudged_total",
+                        "Closed slices left unjudged, by reason (`too_few_requests`, `first_slice`).",
+                    ),
+                    &["service", "signal", "reason"],
+                ),
+            ),
             node_received: family(
                 &r,
                 IntCounterVec::new(
@@ -367,7 +458,59 @@ impl Metrics {
                 (self.pattern_errors.with_label_values(&labels)).inc_by(u64::from(errors.lines));
             }
             Event::ProbeResult(result) => self.record_result(result),
-            Event::Samples(_) | Event::SignalSlice(_) | Event::Anomaly(_) => {}
+            Event::Samples(samples) => self.record_samples(samples),
+            Event::SignalSlice(slice) => self.record_slice(slice),
+            Event::Anomaly(anomaly) => {
+                let to = if anomaly.anomalous { "anomalous" } else { "normal" };
+                let labels = [&*anomaly.service, anomaly.signal.as_str(), to];
+                self.anomaly_transitions.with_label_values(&labels).inc();
+            }
+        }
+    }
+
+    fn record_samples(&mut self, samples: &Samples) {
+        let (mut ok, mut errors) = (0, 0);
+        for sample in &samples.items {
+            if let Measure::Request { error, .. } = sample.measure {
+                if error {
+                    errors += 1;
+                } else {
+                    ok += 1;
+                }
+            }
+        }
+        let service = &*samples.service;
+        for (result, count) in [("ok", ok), ("error", errors)] {
+            if count > 0 {
+                (self.requests.with_label_values(&[service, result])).inc_by(count);
+            }
+        }
+        if samples.unparsed > 0 {
+            (self.unparsed.with_label_values(&[service])).inc_by(u64::from(samples.unparsed));
+        }
+    }
+
+    fn record_slice(&mut self, slice: &SignalSlice) {
+        let labels = [&*slice.service, slice.signal.as_str()];
+        let gauges = [
+            (&self.signal_value, slice.value),
+            (&self.signal_baseline, slice.baseline),
+            (&self.anomaly_score, slice.score),
+        ];
+        for (gauge, value) in gauges {
+            match value {
+                Some(value) => gauge.with_label_values(&labels).set(value),
+                // A slice without one (no traffic, no baseline yet) leaves no stale
+                // number behind.
+                None => {
+                    let _ = gauge.remove_label_values(&labels);
+                }
+            }
+        }
+        (self.anomaly_active.with_label_values(&labels)).set(i64::from(slice.anomalous));
+        if let Some(reason) = slice.unjudged {
+            let labels = [&*slice.service, slice.signal.as_str(), reason.label()];
+            self.unjudged.with_label_values(&labels).inc();
         }
     }
 

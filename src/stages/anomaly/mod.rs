@@ -44,7 +44,7 @@ use crate::base::component::Stage;
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
     Anomaly, Event, EventKind, Measure, Outcome, ProbeResult, Reference, Samples, ServiceName,
-    Signal, SignalSlice,
+    Signal, SignalSlice, Unjudged,
 };
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
@@ -634,12 +634,12 @@ impl Series {
             return;
         };
         if partial {
-            report.unjudged = Some("the first slice began before its first sample");
+            report.unjudged = Some(Unjudged::FirstSlice);
             out.push(Event::SignalSlice(report));
             return;
         }
         if self.signal == Signal::ErrorRate && closed.count < min_requests {
-            report.unjudged = Some("too few requests");
+            report.unjudged = Some(Unjudged::TooFewRequests);
             out.push(Event::SignalSlice(report));
             return;
         }

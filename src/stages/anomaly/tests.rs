@@ -148,7 +148,7 @@ fn an_error_rate_on_too_few_requests_is_not_judged() {
     stage.on_event(&requests(20, 10, 1, None), at(2.5), &mut out);
     stage.on_tick(at(3.0), &mut out);
     let rates = slices(&out, "error_rate");
-    assert_eq!(rates[1].unjudged, Some("too few requests"));
+    assert_eq!(rates[1].unjudged, Some(Unjudged::TooFewRequests));
     assert!(!rates[1].anomalous);
     assert!(rates[2].anomalous && rates[2].unjudged.is_none());
     let found = anomalies(&out);
