@@ -1,6 +1,7 @@
 //! Integration tests: the real `aegis` binary on real files, in temporary folders.
 //! One binary (see `autotests = false` in Cargo.toml), one module per area.
 
+mod anomaly;
 mod cli;
 mod config_checks;
 mod config_errors;

@@ -461,6 +461,9 @@ pub struct Anomaly {
     pub at: SystemTime,
     /// When the anomaly began: the start of its first anomalous slice.
     pub started: SystemTime,
+    /// The start of the slice that changed the state: `started` for an anomaly that
+    /// begins, the anomaly's end for one that is over.
+    pub changed: SystemTime,
     pub anomalous: bool,
     /// The value of the slice that changed the state, in the metrics' unit.
     pub observed: f64,

@@ -144,7 +144,11 @@ impl<'a> AnomalyJson<'a> {
             time: humantime::format_rfc3339_millis(anomaly.at).to_string(),
             service: &anomaly.service,
             signal: anomaly.signal.as_str(),
-            state: if anomaly.anomalous { "anomalous" } else { "normal" },
+            state: if anomaly.anomalous {
+                "anomalous"
+            } else {
+                "normal"
+            },
             started: humantime::format_rfc3339_millis(anomaly.started).to_string(),
             observed: anomaly.observed,
             reference: &anomaly.reference,

@@ -139,7 +139,7 @@ impl Summary {
                         && open.signal == anomaly.signal.as_str()
                 });
                 if let Some(open) = open {
-                    open.end = Some(anomaly.at);
+                    open.end = Some(anomaly.changed);
                 }
             }
             Event::Samples(_) | Event::SignalSlice(_) => {}

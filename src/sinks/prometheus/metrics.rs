@@ -21,8 +21,8 @@ use prometheus::{
 
 use crate::base::component::CHANNEL_CAPACITY;
 use crate::base::event::{
-    Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult, Samples,
-    ServiceName, SignalSlice,
+    Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult, Samples, ServiceName,
+    SignalSlice,
 };
 use crate::base::stats::PipelineStats;
 
@@ -461,7 +461,11 @@ impl Metrics {
             Event::Samples(samples) => self.record_samples(samples),
             Event::SignalSlice(slice) => self.record_slice(slice),
             Event::Anomaly(anomaly) => {
-                let to = if anomaly.anomalous { "anomalous" } else { "normal" };
+                let to = if anomaly.anomalous {
+                    "anomalous"
+                } else {
+                    "normal"
+                };
                 let labels = [&*anomaly.service, anomaly.signal.as_str(), to];
                 self.anomaly_transitions.with_label_values(&labels).inc();
             }

@@ -17,7 +17,8 @@
 //!   anomalous it stays so while the score is above half of that (hysteresis, so a
 //!   value hovering at the threshold does not flap);
 //! - a **sustained shift** too small for that (a slow drift, a moderate step): a
-//!   one-sided CUSUM of the scores in excess of 2 reaches twice the threshold.
+//!   CUSUM of the scores in excess of 1.5 (one per side) reaches twice the threshold,
+//!   once the history is full.
 //!
 //! Every slice's value joins the history, anomalous or not: the median ignores short
 //! anomalies, and a lasting change becomes the new normal once it fills half the
@@ -58,7 +59,7 @@ impl Sensitivity {
     }
 }
 
-/// Scores above this feed the drift detector: noise within two spreads of the
+/// Scores above this feed the drift detector: noise within 1.5 spreads of the
 /// median never accumulates, a daily cycle that the history sees as a slope neither.
 const DRIFT_SLACK: f64 = 1.5;
 
@@ -154,8 +155,8 @@ pub struct Detector {
     floor: Floor,
     /// Consecutive slices across a bound.
     crossings: u32,
-    /// The drift detector's sum.
-    cumulative: f64,
+    /// The drift detector's sums, upwards and downwards.
+    cumulative: [f64; 2],
     /// Whether the adaptive detector holds the series anomalous.
     adaptive_anomalous: bool,
     /// Reused for the median and deviations of the history.
@@ -175,7 +176,7 @@ impl Detector {
             direction,
             floor,
             crossings: 0,
-            cumulative: 0.0,
+            cumulative: [0.0; 2],
             adaptive_anomalous: false,
             scratch: Vec::new(),
         }
@@ -219,20 +220,28 @@ impl Detector {
             // Capped, so that once the shift is over the sum falls below the
             // threshold within a few slices.
             let limit = 2.0 * enter;
-            self.cumulative = (self.cumulative + directed - DRIFT_SLACK).clamp(0.0, 2.0 * limit);
+            for (sum, side) in self.cumulative.iter_mut().zip([z, -z]) {
+                *sum = (*sum + side - DRIFT_SLACK).clamp(0.0, 2.0 * limit);
+            }
+            let cumulative = match self.direction {
+                Direction::Up => self.cumulative[0],
+                Direction::Down => self.cumulative[1],
+                Direction::Both => self.cumulative[0].max(self.cumulative[1]),
+            };
+            // A shift is judged against the whole history: while it fills, a part
+            // of a cycle would look like one.
+            let drifted = cumulative >= limit && history.count() == history.capacity();
             let needed = if self.adaptive_anomalous {
                 enter / 2.0
             } else {
                 enter
             };
-            self.adaptive_anomalous = directed >= needed || self.cumulative >= limit;
+            self.adaptive_anomalous = directed >= needed || drifted;
             if self.adaptive_anomalous && cause.is_none() {
                 cause = Some(if directed >= needed {
                     Cause::Score
                 } else {
-                    Cause::Drift {
-                        cumulative: self.cumulative,
-                    }
+                    Cause::Drift { cumulative }
                 });
             }
             baseline = Some(found);

@@ -687,6 +687,7 @@ impl Series {
             signal: self.signal.clone(),
             at: end,
             started,
+            changed: start,
             anomalous: verdict.cause.is_some(),
             observed: value,
             reference,

@@ -254,6 +254,11 @@ impl History {
         self.values.len()
     }
 
+    /// How many it holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
         self.values.iter().copied()
     }
