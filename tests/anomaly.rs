@@ -3,11 +3,14 @@
 //! and quiet while Aegis follows its access log.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::util::Scene;
+use crate::http_service::Target;
+use crate::util::{PATIENCE, Scene, events, http_within};
 
 /// 2026-11-01T00:00:00Z: the replayed day.
 const DAY: u64 = 1_793_491_200;
@@ -202,4 +205,159 @@ anomaly_detection:
         ],
         "{summary:#}"
     );
+}
+
+/// Requests to the demo target at a rate the test sets, each on its own thread so
+/// that a slow answer does not slow the traffic.
+struct Traffic {
+    period_ms: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(address: &str, per_second: u64) -> Traffic {
+        let period_ms = Arc::new(AtomicU64::new(1000 / per_second));
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let (period_ms, running, address) = (
+                Arc::clone(&period_ms),
+                Arc::clone(&running),
+                address.to_owned(),
+            );
+            std::thread::spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    let address = address.clone();
+                    std::thread::spawn(move || {
+                        let _ = http_within(&address, "GET", "/api/orders", PATIENCE);
+                    });
+                    // Pacing the load, not waiting for anything.
+                    std::thread::sleep(Duration::from_millis(period_ms.load(Ordering::Relaxed)));
+                }
+            })
+        };
+        Traffic {
+            period_ms,
+            running,
+            thread: Some(thread),
+        }
+    }
+
+    fn rate(&self, per_second: u64) {
+        self.period_ms.store(1000 / per_second, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn time_of(event: &Value, key: &str) -> SystemTime {
+    humantime::parse_rfc3339_weak(event[key].as_str().expect("a time")).expect("RFC 3339")
+}
+
+#[test]
+fn the_demo_target_made_slow_failing_and_quiet_gives_each_anomaly_and_its_end() {
+    let scene = Scene::new();
+    let access_log = scene.path("access.log");
+    let target = Target::start(&scene.path("app.log"), Some(&access_log));
+    scene.config(&format!(
+        r#"
+logs:
+  files:
+    - service: demo
+      path: "{log}"
+      read_from: beginning
+      requests: {{format: combined}}
+anomaly_detection:
+  detection_interval: 2s
+  history_size: 20
+  min_requests: 20
+  adaptive: {{enabled: false}}
+  thresholds:
+    latency: [{{service: demo, value: 250}}]
+    error_rate: [{{service: demo, value: 0.1}}]
+    throughput: [{{service: demo, value: 15}}]
+"#,
+        log = access_log.display()
+    ));
+    let interval = Duration::from_secs(2);
+    let mut aegis = scene.run(&[]);
+    let traffic = Traffic::start(&target.http, 50);
+    // Three slices of normal traffic first (the first is never judged).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::fs::read_to_string(&access_log).map_or(0, |log| log.lines().count()) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic in the access log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut seen = 0;
+    let mut phase =
+        |aegis: &mut crate::util::Running, signal: &str, fault: &dyn Fn(), revert: &dyn Fn()| {
+            let changed = SystemTime::now();
+            fault();
+            let state = |lines: &[String], state: &str| {
+                events(lines, "anomaly")
+                    .skip(seen)
+                    .find(|a| a["signal"] == signal && a["state"] == state)
+            };
+            aegis.wait_out(&format!("{signal} anomalous"), |lines| {
+                state(lines, "anomalous").is_some()
+            });
+            let began = state(&aegis.out, "anomalous").unwrap();
+            // Its first slice is the one the fault began in, or the next.
+            let started = time_of(&began, "started");
+            assert!(
+                started + interval > changed && started <= changed + interval,
+                "{signal}: fault at {changed:?}, anomaly from {started:?}: {began}"
+            );
+            let reverted = SystemTime::now();
+            revert();
+            aegis.wait_out(&format!("{signal} normal"), |lines| {
+                state(lines, "normal").is_some()
+            });
+            let ended = state(&aegis.out, "normal").unwrap();
+            let time = time_of(&ended, "time");
+            assert!(
+                time <= reverted + 3 * interval,
+                "{signal}: reverted at {reverted:?}, normal at {time:?}: {ended}"
+            );
+            // Nothing else fired meanwhile.
+            let others: Vec<Value> = events(&aegis.out, "anomaly")
+                .skip(seen)
+                .filter(|a| a["signal"] != signal)
+                .collect();
+            assert!(others.is_empty(), "{others:?}");
+            seen = events(&aegis.out, "anomaly").count();
+            began
+        };
+    let post = |target_path: &str| assert!(target.request("POST", target_path).contains(" 200 "));
+    let slow = phase(
+        &mut aegis,
+        "latency",
+        &|| post("/admin/latency?ms=400"),
+        &|| post("/admin/latency?ms=0"),
+    );
+    assert!(
+        (slow["explanation"].as_str().unwrap()).starts_with("demo latency p99 4"),
+        "{slow}"
+    );
+    phase(
+        &mut aegis,
+        "error_rate",
+        &|| post("/admin/fail?fraction=0.2"),
+        &|| post("/admin/fail?fraction=0"),
+    );
+    phase(&mut aegis, "throughput", &|| traffic.rate(2), &|| {
+        traffic.rate(50)
+    });
+    drop(traffic);
+    assert!(aegis.terminate().success());
 }

@@ -29,14 +29,15 @@ fn http_service_binary() -> PathBuf {
 }
 
 /// The running example, killed when dropped.
-struct Target {
+pub struct Target {
     child: Child,
-    http: String,
-    grpc: String,
+    pub http: String,
+    pub grpc: String,
 }
 
 impl Target {
-    fn start(app_log: &std::path::Path) -> Target {
+    /// Starts the example writing its application log, and its access log if asked.
+    pub fn start(app_log: &std::path::Path, access_log: Option<&std::path::Path>) -> Target {
         let mut child = Command::new(http_service_binary())
             .args([
                 "--http",
@@ -48,6 +49,12 @@ impl Target {
             ])
             .arg("--app-log")
             .arg(app_log)
+            .args(
+                access_log
+                    .map(|log| [std::ffi::OsStr::new("--access-log"), log.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -71,7 +78,7 @@ impl Target {
     }
 
     /// Sends one HTTP/1.1 request and returns the status line.
-    fn request(&self, method: &str, target: &str) -> String {
+    pub fn request(&self, method: &str, target: &str) -> String {
         http(&self.http, method, target).0
     }
 }
@@ -87,7 +94,7 @@ impl Drop for Target {
 fn the_demo_target_is_watched_through_health_flips_and_injected_failures() {
     let scene = Scene::new();
     let app_log = scene.path("app.log");
-    let target = Target::start(&app_log);
+    let target = Target::start(&app_log, None);
     scene.config(&format!(
         r#"
 services:
