@@ -176,7 +176,7 @@ logs:
         assert_eq!(
             errors(text),
             [
-                "c.yaml:5:7: logs.files[0].colour: unknown key `colour`; expected one of `service`, `path`, `read_from`, `patterns`",
+                "c.yaml:5:7: logs.files[0].colour: unknown key `colour`; expected one of `service`, `path`, `read_from`, `patterns`, `requests`, `signals`",
                 "c.yaml:6:7: logs.files[1]: missing key `path`",
                 "c.yaml:10:17: logs.patterns[0].severity: unknown severity `fatal`; expected one of `CRITICAL`, `WARNING`, `INFO` (any case)",
                 "c.yaml:11:7: logs.patterns[1]: missing key `severity`",
