@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::http_service::Target;
+use crate::prometheus::{metrics_address, promtool_finds_nothing_to_say, scrape_until, value};
 use crate::util::{PATIENCE, Scene, events, http_within};
 
 /// 2026-11-01T00:00:00Z: the replayed day.
@@ -283,11 +284,14 @@ anomaly_detection:
     latency: [{{service: demo, value: 250}}]
     error_rate: [{{service: demo, value: 0.1}}]
     throughput: [{{service: demo, value: 15}}]
+prometheus:
+  listen: 127.0.0.1:0
 "#,
         log = access_log.display()
     ));
     let interval = Duration::from_secs(2);
     let mut aegis = scene.run(&[]);
+    let metrics = metrics_address(&mut aegis);
     let traffic = Traffic::start(&target.http, 50);
     // Three slices of normal traffic first (the first is never judged).
     let deadline = std::time::Instant::now() + PATIENCE;

@@ -57,6 +57,30 @@ pub fn scrape_until(address: &str, what: &str, done: impl Fn(&str) -> bool) -> S
     }
 }
 
+/// promtool, from Debian's prometheus package, finds nothing to say of `metrics`.
+pub fn promtool_finds_nothing_to_say(metrics: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (apt-get install prometheus)");
+    promtool
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(metrics.as_bytes())
+        .expect("metrics given to promtool");
+    let checked = promtool.wait_with_output().expect("promtool ends");
+    let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
+
 /// A daemon with a check that fails three times and then succeeds, another always up,
 /// and a tailed log with two matching lines of five; its metrics address.
 fn scene_with_metrics(server: &HttpServer) -> (Scene, Running, String) {
@@ -148,27 +172,7 @@ fn scraped_metrics_count_checks_failures_and_log_lines_exactly() {
     let (status, _) = get(&address, "/nothing");
     assert!(status.contains(" 404 "), "{status}");
 
-    // promtool, from Debian's prometheus package, finds nothing to say.
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (apt-get install prometheus)");
-    promtool
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(metrics.as_bytes())
-        .expect("metrics given to promtool");
-    let checked = promtool.wait_with_output().expect("promtool ends");
-    let said = String::from_utf8_lossy(&checked.stdout).into_owned()
-        + &String::from_utf8_lossy(&checked.stderr);
-    assert!(
-        checked.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
+    promtool_finds_nothing_to_say(&metrics);
     assert!(aegis.terminate().success());
 }
 
