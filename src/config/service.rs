@@ -51,6 +51,7 @@ use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::event::EventKind;
 use crate::base::key_path::KeyPath;
 use crate::base::paths;
+use crate::base::registry::ComponentType;
 use crate::base::text::list;
 use crate::sinks::SinkConfig;
 use crate::sinks::console::ConsoleConfig;
@@ -62,7 +63,6 @@ use crate::sources::probe::grpc::GrpcProbeConfig;
 use crate::sources::probe::http::HttpProbeConfig;
 use crate::sources::probe::script::ScriptProbeConfig;
 use crate::sources::probe::tcp::TcpProbeConfig;
-use crate::base::registry::ComponentType;
 use crate::stages::StageConfig;
 use crate::stages::anomaly::{AnomalyConfig, SignalConfig};
 use crate::stages::log_fields::LogFieldsConfig;
@@ -159,7 +159,11 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     }
     // Matches, anomalies and check results are what the console shows; raw lines and
     // samples are not.
-    let shown_kinds = [EventKind::LogMatch, EventKind::PatternErrors, EventKind::Anomaly];
+    let shown_kinds = [
+        EventKind::LogMatch,
+        EventKind::PatternErrors,
+        EventKind::Anomaly,
+    ];
     let shown: Vec<String> = (config.stages.iter())
         .filter(|stage| (stage.config.emits().iter()).any(|kind| shown_kinds.contains(kind)))
         .map(|stage| stage.id.clone())
@@ -581,7 +585,9 @@ fn decode_fields(
             let path = at.key("signals").index(j);
             let reading = diag.decode::<SignalConfig>(&Value::Mapping(reading), &path);
             if let (Some(reading), Some(Value::String(name))) = (reading, fields.get("name")) {
-                known.custom.push((file.service.clone(), name.clone(), reading));
+                known
+                    .custom
+                    .push((file.service.clone(), name.clone(), reading));
             }
         }
         signals.push(entry);
@@ -605,16 +611,14 @@ fn expand_anomaly(
     let Some(mut options) = diag.decode::<Mapping>(value, path) else {
         return;
     };
+    // A wrong `enabled` is reported (in the words of the other sections' `enabled`),
+    // and the rest is still decoded and checked as if it were left out, so that every
+    // error of the section shows at once.
     let enabled = match options.remove("enabled") {
         None => true,
-        Some(Value::Bool(enabled)) => enabled,
-        Some(other) => {
-            diag.error(
-                &path.key("enabled"),
-                format!("expected `true` or `false`, found {}", describe(&other)),
-            );
-            return;
-        }
+        Some(value) => diag
+            .decode::<bool>(&value, &path.key("enabled"))
+            .unwrap_or(true),
     };
     let Some(StageConfig::Anomaly(mut anomaly)) =
         StageConfig::decode(AnomalyConfig::NAME, &Value::Mapping(options), path, diag)
@@ -653,7 +657,10 @@ fn expand_anomaly(
         return;
     }
     for (_, name, reading) in &known.custom {
-        anomaly.signals.entry(name.clone()).or_insert_with(|| reading.clone());
+        anomaly
+            .signals
+            .entry(name.clone())
+            .or_insert_with(|| reading.clone());
     }
     config.stages.push(NodeConfig {
         id: "anomaly".into(),
