@@ -192,9 +192,40 @@ impl<'a> Diagnostics<'a> {
         } else if let Some(rest) = message.strip_prefix("unknown variant ") {
             self.error(&path, format!("unknown value {rest}"));
         } else {
-            self.error(&path, message);
+            self.error(&path, plain_types(message));
         }
     }
+}
+
+/// serde names the number it expected by its Rust type (`expected i64`); users read
+/// what is expected in words.
+fn plain_types(message: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("a nonzero u", "a whole number above 0"),
+        ("a nonzero i", "a whole number other than 0"),
+        ("u8", "a whole number, 0 or more"),
+        ("u16", "a whole number, 0 or more"),
+        ("u32", "a whole number, 0 or more"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i8", "a whole number"),
+        ("i16", "a whole number"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("isize", "a whole number"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ];
+    let Some((before, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    for (rust, words) in WORDS {
+        let nonzero = rust.starts_with("a nonzero") && expected.starts_with(rust);
+        if expected == rust || nonzero {
+            return format!("{before}, expected {words}");
+        }
+    }
+    message.to_owned()
 }
 
 /// `list` sorted by place, each diagnostic once.

@@ -611,16 +611,14 @@ fn expand_anomaly(
     let Some(mut options) = diag.decode::<Mapping>(value, path) else {
         return;
     };
+    // A wrong `enabled` is reported (in the words of the other sections' `enabled`),
+    // and the rest is still decoded and checked as if it were left out, so that every
+    // error of the section shows at once.
     let enabled = match options.remove("enabled") {
         None => true,
-        Some(Value::Bool(enabled)) => enabled,
-        Some(other) => {
-            diag.error(
-                &path.key("enabled"),
-                format!("expected `true` or `false`, found {}", describe(&other)),
-            );
-            return;
-        }
+        Some(value) => diag
+            .decode::<bool>(&value, &path.key("enabled"))
+            .unwrap_or(true),
     };
     let Some(StageConfig::Anomaly(mut anomaly)) =
         StageConfig::decode(AnomalyConfig::NAME, &Value::Mapping(options), path, diag)

@@ -215,12 +215,24 @@ impl AnomalyConfig {
                 ),
             );
         }
-        if i64::from(self.adaptive.min_history) > self.history_size {
+        // A history_size out of range has its own error above; comparing min_history
+        // with it would only repeat it, at a key that may not even be written.
+        if (1..=MAX_HISTORY).contains(&self.history_size)
+            && i64::from(self.adaptive.min_history) > self.history_size
+        {
             diag.error(
                 &path.key("adaptive").key("min_history"),
                 format!(
-                    "min_history is {} but history_size is {}: the baseline could never be learned",
-                    self.adaptive.min_history, self.history_size
+                    "min_history is {}{} but history_size is {}: the baseline could never be learned; expected a min_history of at most {}",
+                    self.adaptive.min_history,
+                    // Left out, it is not in the file: say where the number comes from.
+                    if self.adaptive.min_history == default_min_history() {
+                        " (the default)"
+                    } else {
+                        ""
+                    },
+                    self.history_size,
+                    self.history_size
                 ),
             );
         }
@@ -249,19 +261,20 @@ impl AnomalyConfig {
                 continue;
             }
             let direction = self.direction(&Signal::named(signal));
-            let mut seen: Vec<&str> = Vec::new();
             for (i, entry) in entries.iter().enumerate() {
                 let entry_path = signal_path.index(i);
-                if seen.contains(&entry.service.as_str()) {
+                // Named with the first, so that both places are found.
+                if let Some(first) = (entries[..i].iter()).position(|e| e.service == entry.service)
+                {
                     diag.error(
                         &entry_path.key("service"),
                         format!(
-                            "service `{}` already has a {signal} threshold; give each service one",
-                            entry.service
+                            "service `{}` already has a {signal} threshold, at `{}`; give each service one",
+                            entry.service,
+                            signal_path.index(first)
                         ),
                     );
                 }
-                seen.push(&entry.service);
                 entry.check(signal, direction, &entry_path, diag);
             }
         }
@@ -336,7 +349,7 @@ impl ThresholdConfig {
             ),
             (None, Some(min), Some(max)) if min > max => diag.error(
                 &path.key("min"),
-                format!("min {min} is above max {max}"),
+                format!("min {min} is above max {max}; expected min to be at most max"),
             ),
             _ => {}
         }
