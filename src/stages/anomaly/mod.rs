@@ -323,7 +323,7 @@ impl ThresholdConfig {
             if !fits {
                 let expected = match (signal, range) {
                     ("error_rate", _) => "between 0 and 1 (0.05 is 5 %)".to_owned(),
-                    (_, Some(_)) => format!("a positive number of {unit}"),
+                    (_, Some(_)) => format!("a number of {unit}, 0 or more"),
                     _ => "a finite number".to_owned(),
                 };
                 diag.error(
