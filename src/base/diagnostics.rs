@@ -129,6 +129,12 @@ impl<'a> Diagnostics<'a> {
         !self.errors.is_empty()
     }
 
+    /// How many errors so far: a caller compares counts to learn whether a part it
+    /// decoded had any.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// The errors and the warnings, each in file order and each once.
     pub fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
         (in_file_order(self.errors), in_file_order(self.warnings))

@@ -176,7 +176,16 @@ impl ComponentType for AnomalyConfig {
     type Built = dyn Stage;
 
     fn decode(options: &Value, path: &KeyPath, diag: &mut Diagnostics) -> Option<Self> {
-        let config: AnomalyConfig = diag.decode(options, path)?;
+        // Threshold entries are decoded one by one, so that a bad entry does not hide
+        // the others' mistakes.
+        let mut options = options.clone();
+        let thresholds = (options.as_mapping_mut()).and_then(|fields| fields.remove("thresholds"));
+        let config: Option<AnomalyConfig> = diag.decode(&options, path);
+        let thresholds = thresholds
+            .map(|value| decode_thresholds(&value, &path.key("thresholds"), diag))
+            .unwrap_or_default();
+        let mut config = config?;
+        config.thresholds = thresholds;
         config.check(path, diag);
         Some(config)
     }
@@ -184,6 +193,31 @@ impl ComponentType for AnomalyConfig {
     fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Stage>> {
         Some(Box::new(AnomalyStage::new(self, cx.once)))
     }
+}
+
+/// The `thresholds` map, each entry decoded on its own; bad entries are reported and
+/// left out (an entry decoded without its bad key would only draw more errors).
+fn decode_thresholds(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+) -> BTreeMap<String, Vec<ThresholdConfig>> {
+    let Some(lists) = diag.decode::<BTreeMap<String, Vec<Value>>>(value, path) else {
+        return BTreeMap::new();
+    };
+    (lists.into_iter())
+        .map(|(signal, entries)| {
+            let signal_path = path.key(signal.as_str());
+            let decoded = (entries.iter().enumerate())
+                .filter_map(|(i, entry)| {
+                    let before = diag.error_count();
+                    let decoded = diag.decode(entry, &signal_path.index(i));
+                    decoded.filter(|_| diag.error_count() == before)
+                })
+                .collect();
+            (signal, decoded)
+        })
+        .collect()
 }
 
 /// Names a custom signal may have: short, lower case, fit for a metric label.
