@@ -363,5 +363,31 @@ prometheus:
         traffic.rate(50)
     });
     drop(traffic);
+    // Each signal went anomalous once and back once, and is normal now; the slices'
+    // values are published, and promtool has nothing to say of any of it.
+    let scraped = scrape_until(&metrics, "the signals' values", |m| {
+        value(
+            m,
+            r#"aegis_signal_value{service="demo",signal="throughput"}"#,
+        )
+        .is_some()
+    });
+    for signal in ["latency", "error_rate", "throughput"] {
+        for to in ["anomalous", "normal"] {
+            let series = format!(
+                r#"aegis_anomaly_transitions_total{{service="demo",signal="{signal}",to="{to}"}}"#
+            );
+            assert_eq!(value(&scraped, &series), Some(1.0), "{series}");
+        }
+        let active = format!(r#"aegis_anomaly_active{{service="demo",signal="{signal}"}}"#);
+        assert_eq!(value(&scraped, &active), Some(0.0), "{active}");
+    }
+    assert!(
+        value(
+            &scraped,
+            r#"aegis_requests_total{result="error",service="demo"}"#
+        ) > Some(0.0)
+    );
+    promtool_finds_nothing_to_say(&scraped);
     assert!(aegis.terminate().success());
 }
