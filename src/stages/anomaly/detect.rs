@@ -13,12 +13,14 @@
 //! direction only (latency and errors up, throughput down, custom signals as
 //! configured):
 //!
-//! - a **spike or step**: the score reaches the sensitivity's threshold; once
-//!   anomalous it stays so while the score is above half of that (hysteresis, so a
-//!   value hovering at the threshold does not flap);
+//! - a **spike or step**: the score reaches the sensitivity's threshold;
 //! - a **sustained shift** too small for that (a slow drift, a moderate step): a
 //!   CUSUM of the scores in excess of 1.5 (one per side) reaches twice the threshold,
 //!   once the history is full.
+//!
+//! Once anomalous, a signal stays so until a slice scores within 1.5 of the median
+//! (hysteresis: a value hovering at the threshold does not flap), and the sums start
+//! again from zero.
 //!
 //! Every slice's value joins the history, anomalous or not: the median ignores short
 //! anomalies, and a lasting change becomes the new normal once it fills half the
@@ -231,17 +233,25 @@ impl Detector {
             // A shift is judged against the whole history: while it fills, a part
             // of a cycle would look like one.
             let drifted = cumulative >= limit && history.count() == history.capacity();
-            let needed = if self.adaptive_anomalous {
-                enter / 2.0
+            let spiked = directed >= enter;
+            // Once anomalous, whatever the cause, it stays so until a slice is back
+            // within the slack of the median: hysteresis, so that a value hovering at
+            // the threshold does not flap.
+            let anomalous = if self.adaptive_anomalous {
+                directed > DRIFT_SLACK
             } else {
-                enter
+                spiked || drifted
             };
-            self.adaptive_anomalous = directed >= needed || drifted;
-            if self.adaptive_anomalous && cause.is_none() {
-                cause = Some(if directed >= needed {
-                    Cause::Score
-                } else {
+            if self.adaptive_anomalous && !anomalous {
+                // Over: the next shift is summed from nothing.
+                self.cumulative = [0.0; 2];
+            }
+            self.adaptive_anomalous = anomalous;
+            if anomalous && cause.is_none() {
+                cause = Some(if drifted && !spiked {
                     Cause::Drift { cumulative }
+                } else {
+                    Cause::Score
                 });
             }
             baseline = Some(found);
