@@ -18,6 +18,10 @@
 //!   CUSUM of the scores in excess of 1.5 (one per side) reaches twice the threshold,
 //!   once the history is full.
 //!
+//! Either way the value must also be beyond everything the history holds (above its
+//! maximum, for a signal that goes wrong upwards): what the last slices have seen is
+//! not news, however far from the median (an hourly job's spike, met every hour).
+//!
 //! Once anomalous, a signal stays so until a slice scores within 1.5 of the median
 //! (hysteresis: a value hovering at the threshold does not flap), and the sums start
 //! again from zero.
@@ -232,8 +236,21 @@ impl Detector {
             };
             // A shift is judged against the whole history: while it fills, a part
             // of a cycle would look like one.
-            let drifted = cumulative >= limit && history.count() == history.capacity();
-            let spiked = directed >= enter;
+            // Only what the history has not seen is news: a value within the range of
+            // the last slices (an hourly job's spike, met every hour) is not
+            // anomalous however far it is from the median.
+            let (lowest, highest) = (history.values())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+                    (low.min(v), high.max(v))
+                });
+            let novel = match self.direction {
+                Direction::Up => value > highest,
+                Direction::Down => value < lowest,
+                Direction::Both => value > highest || value < lowest,
+            };
+            let drifted =
+                novel && cumulative >= limit && history.count() == history.capacity();
+            let spiked = novel && directed >= enter;
             // Once anomalous, whatever the cause, it stays so until a slice is back
             // within the slack of the median: hysteresis, so that a value hovering at
             // the threshold does not flap.
