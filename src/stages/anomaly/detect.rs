@@ -243,14 +243,25 @@ impl Detector {
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
                     (low.min(v), high.max(v))
                 });
-            let novel = match self.direction {
-                Direction::Up => value > highest,
-                Direction::Down => value < lowest,
-                Direction::Both => value > highest || value < lowest,
+            // On the side the signal goes wrong, beyond the history's range; a spike
+            // must beat it by a spread at least (a maximum beaten by a hair every hour
+            // is not news), a shift only has to leave it.
+            let wrong_side = match self.direction {
+                Direction::Up => z > 0.0,
+                Direction::Down => z < 0.0,
+                Direction::Both => true,
             };
-            let drifted =
-                novel && cumulative >= limit && history.count() == history.capacity();
-            let spiked = novel && directed >= enter;
+            let beyond = |margin: f64| {
+                wrong_side
+                    && if z > 0.0 {
+                        value > highest + margin
+                    } else {
+                        value < lowest - margin
+                    }
+            };
+            let full = history.count() == history.capacity();
+            let drifted = beyond(0.0) && directed > DRIFT_SLACK && cumulative >= limit && full;
+            let spiked = beyond(found.scale) && directed >= enter;
             // Once anomalous, whatever the cause, it stays so until a slice is back
             // within the slack of the median: hysteresis, so that a value hovering at
             // the threshold does not flap.
