@@ -196,12 +196,13 @@ anomaly_detection:
         )
         .to_string()
     };
-    // The spike, over when the next value came; the step, still anomalous when the
-    // input ends (the last value's slice is cut short by the end: never judged).
+    // The spike, over once 6 values (`resolve_after`) were back to normal; the step,
+    // still anomalous when the input ends (the last value's slice is cut short by the
+    // end: never judged).
     assert_eq!(
         starts,
         [
-            ("passengers", at(700).as_str(), &Value::String(at(701))),
+            ("passengers", at(700).as_str(), &Value::String(at(706))),
             ("passengers", at(points - 3).as_str(), &Value::Null),
         ],
         "{summary:#}"

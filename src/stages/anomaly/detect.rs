@@ -22,9 +22,10 @@
 //! maximum, for a signal that goes wrong upwards): what the last slices have seen is
 //! not news, however far from the median (an hourly job's spike, met every hour).
 //!
-//! Once anomalous, a signal stays so until a slice scores within 1.5 of the median
-//! (hysteresis: a value hovering at the threshold does not flap), and the sums start
-//! again from zero.
+//! Once anomalous, a signal stays so until `resolve_after` slices in a row score
+//! within 1.5 of the median (hysteresis: a value hovering at the threshold does not
+//! flap, an episode with a quiet slice in it is one anomaly), and the sums start again
+//! from zero.
 //!
 //! Every slice's value joins the history, anomalous or not: the median ignores short
 //! anomalies, and a lasting change becomes the new normal once it fills half the
@@ -121,6 +122,9 @@ pub struct Adaptive {
     pub sensitivity: Sensitivity,
     /// Judged slices needed before it may fire.
     pub min_history: usize,
+    /// Slices in a row back within the slack that end an anomaly: an episode with a
+    /// quiet slice or two in the middle is one anomaly, not several.
+    pub resolve_after: u32,
 }
 
 /// The baseline a slice was scored against.
@@ -165,6 +169,8 @@ pub struct Detector {
     cumulative: [f64; 2],
     /// Whether the adaptive detector holds the series anomalous.
     adaptive_anomalous: bool,
+    /// Slices in a row back within the slack while anomalous.
+    calm: u32,
     /// Reused for the median and deviations of the history.
     scratch: Vec<f64>,
 }
@@ -184,6 +190,7 @@ impl Detector {
             crossings: 0,
             cumulative: [0.0; 2],
             adaptive_anomalous: false,
+            calm: 0,
             scratch: Vec::new(),
         }
     }
@@ -266,7 +273,12 @@ impl Detector {
             // within the slack of the median: hysteresis, so that a value hovering at
             // the threshold does not flap.
             let anomalous = if self.adaptive_anomalous {
-                directed > DRIFT_SLACK
+                self.calm = if directed > DRIFT_SLACK {
+                    0
+                } else {
+                    self.calm + 1
+                };
+                self.calm < adaptive.resolve_after
             } else {
                 spiked || drifted
             };
@@ -383,6 +395,7 @@ mod tests {
         let adaptive = Adaptive {
             sensitivity: Sensitivity::Medium,
             min_history: 5,
+            resolve_after: 1,
         };
         // Median 10, deviations 0,1,1,2,2 → MAD 1, scale 1.4826.
         let past = history(&[10.0, 9.0, 11.0, 8.0, 12.0]);
@@ -402,6 +415,7 @@ mod tests {
         let adaptive = Adaptive {
             sensitivity: Sensitivity::High,
             min_history: 10,
+            resolve_after: 1,
         };
         let mut detector = Detector::new(None, Some(adaptive), Direction::Up, Floor::Custom);
         let verdict = detector.judge(1e9, 1, &history(&[1.0; 9]));
@@ -415,6 +429,7 @@ mod tests {
         let adaptive = Adaptive {
             sensitivity: Sensitivity::Medium,
             min_history: 5,
+            resolve_after: 1,
         };
         let past = history(&[0.0; 20]);
         let mut detector = Detector::new(None, Some(adaptive), Direction::Up, Floor::ErrorRate);

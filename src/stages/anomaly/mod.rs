@@ -109,6 +109,9 @@ pub struct AdaptiveConfig {
     /// Judged slices needed before the baseline may fire.
     #[serde(default = "default_min_history")]
     pub min_history: u32,
+    /// Slices in a row back to normal that end an adaptive anomaly.
+    #[serde(default = "default_resolve_after")]
+    pub resolve_after: u32,
 }
 
 impl Default for AdaptiveConfig {
@@ -117,6 +120,7 @@ impl Default for AdaptiveConfig {
             enabled: true,
             sensitivity: Sensitivity::default(),
             min_history: default_min_history(),
+            resolve_after: default_resolve_after(),
         }
     }
 }
@@ -127,6 +131,10 @@ fn yes() -> bool {
 
 fn default_min_history() -> u32 {
     20
+}
+
+fn default_resolve_after() -> u32 {
+    6
 }
 
 /// A threshold of one service's signal.
@@ -268,6 +276,12 @@ impl AnomalyConfig {
                     self.history_size,
                     self.history_size
                 ),
+            );
+        }
+        if self.adaptive.resolve_after == 0 {
+            diag.error(
+                &path.key("adaptive").key("resolve_after"),
+                "resolve_after is 0; expected the number of slices (1 or more) back to normal that end an anomaly",
             );
         }
         for name in self.signals.keys() {
@@ -588,6 +602,7 @@ impl Series {
             (config.adaptive.enabled && threshold.is_none_or(|t| t.adaptive)).then_some(Adaptive {
                 sensitivity: config.adaptive.sensitivity,
                 min_history: config.adaptive.min_history as usize,
+                resolve_after: config.adaptive.resolve_after,
             });
         let (slice, reading, floor) = match signal {
             Signal::Latency => {
