@@ -318,3 +318,69 @@ fn steps_spikes_and_drifts_are_found_with_their_delay() {
         }
     }
 }
+
+/// A block is recorded run by run (requests at one time together), not sample by
+/// sample: the events must be exactly those of the samples fed one at a time, in the
+/// same order, whatever the mix (custom values between requests, requests without a
+/// duration, times repeated, set back, or past several slices), following or replaying.
+#[test]
+fn a_block_gives_the_events_of_its_samples_fed_one_by_one() {
+    let yaml = "detection_interval: 10s\nhistory_size: 20\nmin_requests: 3\nadaptive: {min_history: 3}\nthresholds:\n  latency: [{service: shop, value: 200}]\n";
+    let name: Arc<str> = "queue".into();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut seconds = 0.0;
+    let mut items = Vec::new();
+    for i in 0..4000 {
+        // Mostly the same second (runs), sometimes later, a jump over slices, or
+        // back in time; a spike of slow failing requests mid-way.
+        seconds += match rng.u32(0..100) {
+            0..=79 => 0.0,
+            80..=97 => 1.0,
+            98 => 45.0,
+            _ => -30.0,
+        };
+        let spike = (1500..1700).contains(&i);
+        let measure = if rng.u32(0..10) == 0 {
+            Measure::Value {
+                signal: name.clone(),
+                value: rng.f64() * 10.0,
+            }
+        } else {
+            Measure::Request {
+                error: spike || rng.u32(0..50) == 0,
+                duration: (rng.u32(0..5) > 0)
+                    .then(|| Duration::from_millis(if spike { 900 } else { rng.u64(5..80) })),
+            }
+        };
+        items.push(Sample {
+            time: Some(at(seconds)),
+            measure,
+        });
+    }
+    let block = |items: Vec<Sample>| {
+        Event::Samples(Samples {
+            service: "shop".into(),
+            at: UNIX_EPOCH,
+            items,
+            unparsed: 0,
+        })
+    };
+    for once in [true, false] {
+        let (mut whole, mut single) = (stage(yaml, once), stage(yaml, once));
+        let (mut from_whole, mut from_single) = (Vec::new(), Vec::new());
+        // Following, blocks of 100 at a wall clock that moves 3 s a block.
+        for (n, chunk) in items.chunks(100).enumerate() {
+            let now = at(n as f64 * 3.0);
+            whole.on_event(&block(chunk.to_vec()), now, &mut from_whole);
+            for sample in chunk {
+                single.on_event(&block(vec![sample.clone()]), now, &mut from_single);
+            }
+        }
+        assert!(anomalies(&from_whole).len() >= 2, "once: {once}");
+        assert_eq!(
+            format!("{from_whole:?}"),
+            format!("{from_single:?}"),
+            "once: {once}"
+        );
+    }
+}

@@ -123,6 +123,19 @@ impl Slice {
         }
     }
 
+    /// Records `requests` requests, `errors` of them failed (request slices only): the
+    /// same as `record_request` once for each.
+    pub fn record_requests(&mut self, requests: u64, errors: u64) {
+        if let Slice::Requests {
+            requests: count,
+            errors: failed,
+        } = self
+        {
+            *count += requests;
+            *failed += errors;
+        }
+    }
+
     /// Records a custom value (custom slices only).
     pub fn record_value(&mut self, value: f64) {
         if let Slice::Custom {
