@@ -59,9 +59,10 @@ fn once_prints_a_summary_for_humans_or_as_json() {
     assert!(human.status.success());
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
-        text.contains("files (4)")
+        text.contains("files (5)")
             && text.contains("ApacheError")
-            && text.contains("read 8000 lines"),
+            && text.contains("read 11437 lines")
+            && text.contains("anomalies (3)"),
         "{text}"
     );
     assert!(
@@ -73,7 +74,19 @@ fn once_prints_a_summary_for_humans_or_as_json() {
     let json = aegis_on(&["run", "--once", "--format", "json"], &example);
     let report: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("the summary is JSON");
-    assert_eq!(report["lines"], 8000);
+    assert_eq!(report["lines"], 11437);
+    // The shop's three incidents, at their minutes.
+    let anomalies: Vec<(&str, &str)> = (report["anomalies"].as_array().unwrap().iter())
+        .map(|a| (a["signal"].as_str().unwrap(), a["start"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        anomalies,
+        [
+            ("error_rate", "2026-11-02T10:45:00Z"),
+            ("latency", "2026-11-02T11:20:00Z"),
+            ("throughput", "2026-11-02T11:40:00Z"),
+        ]
+    );
     let matches = |name: &str| {
         report["patterns"]
             .as_array()
@@ -119,7 +132,7 @@ fn the_readme_command_works_from_any_folder() {
             .expect("aegis runs");
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("the summary is JSON");
-        assert_eq!(report["lines"], 8000, "from {folder}: {config}");
+        assert_eq!(report["lines"], 11437, "from {folder}: {config}");
     }
 }
 
