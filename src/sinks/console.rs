@@ -1,7 +1,9 @@
-//! The `console` sink: every event as a line of JSON on standard output.
+//! The `console` sink: events as lines of JSON on standard output.
 //!
 //! For debugging, tests and piping into `jq`. A block of log lines is written as one
-//! object per line; durations are in seconds. Batches that arrive while a write is
+//! object per line; durations are in seconds. Anomalies are written as they change
+//! state; what they are made of (samples, each slice of each signal) is left to the
+//! metrics, as too much for a console. Batches that arrive while a write is
 //! under way go out together in the next; a closed standard output (`aegis run … |
 //! head`) ends the sink quietly.
 //!

@@ -1,5 +1,6 @@
 //! The summary of a `--once` run: lines read per file, matches per pattern and per
-//! severity, each check's result, printed for humans or as JSON when the run ends.
+//! severity, each check's result, and every anomaly from its start to its end (none if
+//! it lasted to the end of the input), printed for humans or as JSON when the run ends.
 //!
 //! Not a sink users configure: `aegis run --once` attaches it to every source and stage
 //! of the graph. It counts from the events alone, as every sink does, except for the
