@@ -234,7 +234,9 @@ impl Detector {
             // threshold within a few slices.
             let limit = 2.0 * enter;
             for (sum, side) in self.cumulative.iter_mut().zip([z, -z]) {
-                *sum = (*sum + side - DRIFT_SLACK).clamp(0.0, 2.0 * limit);
+                // One slice adds at most what a spike would need: a shift is several
+                // slices, and a lone spike is the other rule's business.
+                *sum = (*sum + side.min(enter) - DRIFT_SLACK).clamp(0.0, 2.0 * limit);
             }
             let cumulative = match self.direction {
                 Direction::Up => self.cumulative[0],
