@@ -12,6 +12,7 @@ use serde_norway::{Mapping, Value};
 
 use super::names;
 use crate::base::diagnostics::Diagnostics;
+use crate::base::event::EventKind;
 use crate::base::key_path::KeyPath;
 use crate::base::paths;
 use crate::base::registry::unknown_type;
@@ -271,6 +272,21 @@ pub fn describe(value: &Value) -> &'static str {
 }
 
 impl PipelineConfig {
+    /// The ids of the stages, then the sources, that emit any of `kinds`: what a node
+    /// the expansion adds is fed.
+    pub fn ids_emitting(&self, kinds: &[EventKind]) -> Vec<String> {
+        let emits = |emitted: &[EventKind]| emitted.iter().any(|kind| kinds.contains(kind));
+        (self.stages.iter())
+            .filter(|node| emits(node.config.emits()))
+            .map(|node| node.id.clone())
+            .chain(
+                (self.sources.iter())
+                    .filter(|node| emits(node.config.emits()))
+                    .map(|node| node.id.clone()),
+            )
+            .collect()
+    }
+
     /// The configuration in the pipeline form, as YAML: what `config expand` prints.
     pub fn to_yaml(&self) -> String {
         let mut top = Mapping::new();

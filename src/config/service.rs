@@ -159,20 +159,12 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     }
     // Matches, anomalies and check results are what the console shows; raw lines and
     // samples are not.
-    let shown_kinds = [
+    let shown = config.ids_emitting(&[
         EventKind::LogMatch,
         EventKind::PatternErrors,
         EventKind::Anomaly,
-    ];
-    let shown: Vec<String> = (config.stages.iter())
-        .filter(|stage| (stage.config.emits().iter()).any(|kind| shown_kinds.contains(kind)))
-        .map(|stage| stage.id.clone())
-        .chain(
-            (config.sources.iter())
-                .filter(|source| source.config.emits().contains(&EventKind::ProbeResult))
-                .map(|source| source.id.clone()),
-        )
-        .collect();
+        EventKind::ProbeResult,
+    ]);
     if !shown.is_empty() {
         config.sinks.push(NodeConfig {
             id: "console".into(),
@@ -625,15 +617,7 @@ fn expand_anomaly(
     else {
         return;
     };
-    let inputs: Vec<String> = (config.sources.iter())
-        .filter(|node| node.config.emits().contains(&EventKind::ProbeResult))
-        .map(|node| node.id.clone())
-        .chain(
-            (config.stages.iter())
-                .filter(|node| node.config.emits().contains(&EventKind::Samples))
-                .map(|node| node.id.clone()),
-        )
-        .collect();
+    let inputs = config.ids_emitting(&[EventKind::ProbeResult, EventKind::Samples]);
     let thresholds = anomaly.threshold_services(path);
     if inputs.is_empty() {
         // One warning says it all; one per threshold would repeat it.
