@@ -109,26 +109,6 @@ fn live() -> usize {
 // Input
 // ---------------------------------------------------------------------------------
 
-/// xorshift64*, as in `benches/log_patterns.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The start of slice `k`: slices are aligned on multiples of the interval since the
 /// epoch, and this instant is one (1,795,000,020 = 59,833,334 × 30).
 fn slice_start(k: u32) -> SystemTime {
@@ -138,15 +118,20 @@ fn slice_start(k: u32) -> SystemTime {
 /// `n` requests of `service`, about 1 % failed, durations spread over three orders
 /// of magnitude (a long tail, as real latencies have) so the histogram is written
 /// across many buckets. `time(i)` is the line time of request `i`.
-fn requests(service: &str, n: usize, rng: &mut Rng, time: impl Fn(usize) -> SystemTime) -> Event {
+fn requests(
+    service: &str,
+    n: usize,
+    rng: &mut fastrand::Rng,
+    time: impl Fn(usize) -> SystemTime,
+) -> Event {
     let items = (0..n)
         .map(|i| {
             // 2 ms to about 2 s, log-uniform.
-            let micros = 2_000.0 * 1000f64.powf(rng.unit().powi(3));
+            let micros = 2_000.0 * 1000f64.powf(rng.f64().powi(3));
             Sample {
                 time: Some(time(i)),
                 measure: Measure::Request {
-                    error: rng.unit() < 0.01,
+                    error: rng.f64() < 0.01,
                     duration: Some(Duration::from_micros(micros as u64)),
                 },
             }
@@ -213,7 +198,7 @@ fn judged(out: &[Event]) -> usize {
 
 /// One `Samples` event of `PER_SLICE` requests per service.
 fn service_blocks() -> Vec<Event> {
-    let mut rng = Rng::new(SEED);
+    let mut rng = fastrand::Rng::with_seed(SEED);
     (0..SERVICES)
         .map(|n| {
             requests(&format!("service-{n:04}"), PER_SLICE, &mut rng, |_| {
@@ -289,7 +274,7 @@ fn record(c: &mut Criterion) {
         ("replay_4096_requests_second_times", true),
     ];
     for (slug, once) in cases {
-        let mut rng = Rng::new(SEED);
+        let mut rng = fastrand::Rng::with_seed(SEED);
         let block = requests("shop", BLOCK, &mut rng, |i| {
             start + Duration::from_secs(i as u64 * 7 / 1000)
         });
