@@ -11,8 +11,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::NaiveTime;
 use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::base::diagnostics::closest;
@@ -154,37 +154,14 @@ fn from_unix(secs: i64, nanos: u32) -> Option<SystemTime> {
     start.checked_add(Duration::from_nanos(u64::from(nanos)))
 }
 
-/// Days from 1970-01-01 to the given date of the proleptic Gregorian calendar
-/// (Howard Hinnant's `days_from_civil`), or `None` if there is no such date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > month_days {
-        return None;
-    }
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
-}
-
-/// Seconds since the epoch of a date and time of day, checked, UTC.
+/// Seconds since the epoch of a date and time of day, checked, UTC: the digits are
+/// read by hand, the calendar is chrono's.
 fn civil_seconds(date: (i64, u32, u32), hour: u32, minute: u32, second: u32) -> Option<i64> {
     // 60 is a leap second, which the epoch count folds into the next minute.
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(date.0, date.1, date.2)?;
-    Some(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+    let leap = i64::from(second == 60);
+    let time = NaiveTime::from_hms_opt(hour, minute, second - leap as u32)?;
+    let date = NaiveDate::from_ymd_opt(i32::try_from(date.0).ok()?, date.1, date.2)?;
+    Some(date.and_time(time).and_utc().timestamp() + leap)
 }
 
 /// The number written by exactly `n` ASCII digits at the start of `text`.
