@@ -390,6 +390,15 @@ impl Signal {
         }
     }
 
+    /// Whether `name` may name a custom signal: `[a-z][a-z0-9_]*`, at most 64 bytes,
+    /// fit for a metric label and a configuration key (built-in names aside).
+    pub fn is_valid_name(name: &str) -> bool {
+        let mut bytes = name.bytes();
+        name.len() <= 64
+            && bytes.next().is_some_and(|first| first.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Signal::Latency => "latency",

@@ -199,10 +199,6 @@ impl Detector {
         self.bounds.as_ref()
     }
 
-    pub fn direction(&self) -> Direction {
-        self.direction
-    }
-
     /// Judges a slice's `value` (from `count` samples) against the bounds and against
     /// `history` (which does not hold it yet).
     pub fn judge(&mut self, value: f64, count: u64, history: &History) -> Verdict {

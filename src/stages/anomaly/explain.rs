@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::detect::{Cause, Direction, Verdict};
+use super::detect::{Cause, Verdict};
 use super::window::Closed;
 use crate::base::event::{Reference, Signal};
 
@@ -21,7 +21,6 @@ pub struct Facts<'a> {
     pub interval: Duration,
     pub verdict: &'a Verdict,
     pub reference: &'a Reference,
-    pub direction: Direction,
 }
 
 pub fn sentence(facts: &Facts) -> String {
@@ -55,10 +54,7 @@ pub fn sentence(facts: &Facts) -> String {
         }
         Reference::Baseline { median, .. } => {
             let z = facts.verdict.score.unwrap_or_default();
-            let side = match (anomalous, facts.direction) {
-                (false, _) => ", back to normal",
-                _ => "",
-            };
+            let side = if anomalous { "" } else { ", back to normal" };
             text.push_str(&format!(
                 "{side} vs baseline {} (robust z {z:.1}",
                 amount(facts.signal, *median)
@@ -175,7 +171,6 @@ mod tests {
             interval: Duration::from_secs(30),
             verdict: &verdict,
             reference: &reference,
-            direction: Direction::Up,
         };
         assert_eq!(
             sentence(&facts),

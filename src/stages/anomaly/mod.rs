@@ -228,14 +228,6 @@ fn decode_thresholds(
         .collect()
 }
 
-/// Names a custom signal may have: short, lower case, fit for a metric label.
-pub fn valid_signal_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 64
-}
-
 impl AnomalyConfig {
     /// Reports every value that is out of its range, at its place.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
@@ -285,7 +277,7 @@ impl AnomalyConfig {
             );
         }
         for name in self.signals.keys() {
-            if Signal::BUILT_IN.contains(&name.as_str()) || !valid_signal_name(name) {
+            if Signal::BUILT_IN.contains(&name.as_str()) || !Signal::is_valid_name(name) {
                 diag.error_at_key(
                     &path.key("signals").key(name.as_str()),
                     format!(
@@ -298,7 +290,7 @@ impl AnomalyConfig {
         let thresholds_path = path.key("thresholds");
         for (signal, entries) in &self.thresholds {
             let signal_path = thresholds_path.key(signal.as_str());
-            if !Signal::BUILT_IN.contains(&signal.as_str()) && !valid_signal_name(signal) {
+            if !Signal::BUILT_IN.contains(&signal.as_str()) && !Signal::is_valid_name(signal) {
                 diag.error_at_key(
                     &signal_path,
                     format!(
@@ -788,7 +780,6 @@ impl Series {
             interval,
             verdict: &verdict,
             reference: &reference,
-            direction: self.detector.direction(),
         });
         out.push(Event::Anomaly(Anomaly {
             service: self.service.clone(),

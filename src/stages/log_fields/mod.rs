@@ -341,7 +341,7 @@ fn decode_signals(items: &[Value], path: &KeyPath, diag: &mut Diagnostics) -> Ve
             continue;
         };
         let name = &signal.name;
-        let problem = if !is_signal_name(name) {
+        let problem = if !Signal::is_valid_name(name) {
             Some(format!(
                 "signal name `{name}` is not a valid name; use lower-case letters, digits and `_`, starting with a letter, e.g. `queue_depth`"
             ))
@@ -371,13 +371,6 @@ fn decode_signals(items: &[Value], path: &KeyPath, diag: &mut Diagnostics) -> Ve
         signals.push((origin, signal));
     }
     signals.into_iter().map(|(_, signal)| signal).collect()
-}
-
-/// `[a-z][a-z0-9_]*`: a name fit for a metric label and a configuration key.
-fn is_signal_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|first| first.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A running `log_fields` stage.
