@@ -644,7 +644,7 @@ fn retries_until_up_spaced_within_the_policy() {
     // A gap is the delay plus a request's round trip: never shorter than the delay's
     // lower bound. How much longer depends on the machine's load; that delays keep to
     // their upper bound is pinned on the paused clock (`retries_stop_at_the_tick_budget`
-    // in src/sources/probe/schedule.rs, and the draws in src/sources/retry.rs).
+    // in src/sources/probe/schedule.rs, and the draws in src/base/retry.rs).
     for (n, low) in [100, 200].into_iter().enumerate() {
         let gap = arrivals[n + 1] - arrivals[n];
         let low = Duration::from_millis(low);

@@ -6,6 +6,7 @@
 //! This module owns only the data: how events are batched and moved between nodes is
 //! `pipeline`'s business.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub enum Event {
     SignalSlice(SignalSlice),
     /// A signal of a service became anomalous, or normal again.
     Anomaly(Anomaly),
+    /// An alert changed state, or is told again.
+    Alert(Alert),
 }
 
 impl Event {
@@ -47,6 +50,7 @@ impl Event {
             Event::Samples(_) => EventKind::Samples,
             Event::SignalSlice(_) => EventKind::SignalSlice,
             Event::Anomaly(_) => EventKind::Anomaly,
+            Event::Alert(_) => EventKind::Alert,
         }
     }
 }
@@ -62,6 +66,7 @@ pub enum EventKind {
     Samples,
     SignalSlice,
     Anomaly,
+    Alert,
 }
 
 impl EventKind {
@@ -74,6 +79,7 @@ impl EventKind {
         EventKind::Samples,
         EventKind::SignalSlice,
         EventKind::Anomaly,
+        EventKind::Alert,
     ];
 
     /// The name users see in configuration errors.
@@ -86,6 +92,7 @@ impl EventKind {
             EventKind::Samples => "samples",
             EventKind::SignalSlice => "signal slices",
             EventKind::Anomaly => "anomalies",
+            EventKind::Alert => "alerts",
         }
     }
 }
@@ -500,6 +507,126 @@ pub enum Reference {
     Baseline { median: f64, scale: f64 },
 }
 
+/// An alert's labels, or its annotations: names to values, kept sorted by name as
+/// Alertmanager keeps them (the order its fingerprint hashes them in).
+pub type LabelSet = BTreeMap<String, String>;
+
+/// What identifies an alert: a hash of its labels, computed as Prometheus and
+/// Alertmanager compute `LabelSet.Fingerprint()` (FNV-1a 64 over each name and value in
+/// name order, each followed by the byte 0xFF), so one alert has one id in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub u64);
+
+impl Fingerprint {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    const SEPARATOR: u8 = 0xff;
+
+    pub fn of(labels: &LabelSet) -> Fingerprint {
+        let mut hash = Self::OFFSET;
+        let mut add = |bytes: &[u8]| {
+            for &byte in bytes {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(Self::PRIME);
+            }
+        };
+        for (name, value) in labels {
+            add(name.as_bytes());
+            add(&[Self::SEPARATOR]);
+            add(value.as_bytes());
+            add(&[Self::SEPARATOR]);
+        }
+        Fingerprint(hash)
+    }
+}
+
+/// Sixteen hex digits, as Alertmanager prints it.
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        u64::from_str_radix(&text, 16)
+            .map(Fingerprint)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a fingerprint")))
+    }
+}
+
+/// An alert, as the `alert` stage tells it: on each change of state, and again while
+/// it fires (every `repeat_interval`, or once after a restart).
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub service: ServiceName,
+    /// When this event was made.
+    pub at: SystemTime,
+    /// The name of the rule that raised it.
+    pub rule: Arc<str>,
+    pub fingerprint: Fingerprint,
+    /// `alertname`, `service`, `severity` and what identifies the cause (`check`,
+    /// `pattern`, `signal`), plus any the rule adds.
+    pub labels: Arc<LabelSet>,
+    /// `summary` and `description`, in words, with the evidence.
+    pub annotations: Arc<LabelSet>,
+    pub severity: Severity,
+    pub state: AlertState,
+    /// When it began to fire (when it became pending, for a pending alert):
+    /// Alertmanager's `startsAt`.
+    pub started: SystemTime,
+    /// When it was resolved: `None` until it is.
+    pub ended: Option<SystemTime>,
+    /// Whether receivers are to be told, and why.
+    pub notify: Notify,
+    /// Held firing because it changed state too often (flap damping).
+    pub flapping: bool,
+}
+
+/// Where an alert stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Its condition holds, not yet for as long as its rule asks: nobody is told.
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    /// The name in JSON and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// Why an [`Alert`] event is sent, which says what a receiver does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notify {
+    /// Not to be told (a pending alert, a resolve of one that never fired): shown in
+    /// metrics and on the console only.
+    No,
+    /// A change of state: firing, or resolved.
+    Transition,
+    /// Still firing, and `repeat_interval` has passed since it was told.
+    Repeat,
+    /// Restored from the state directory after a restart: told only to a receiver
+    /// that was not told it before the restart.
+    Restated,
+}
+
 /// How serious something is: one scale for log patterns, alerts and notifications.
 ///
 /// Ordered from least to most serious, so `severity >= Severity::Warning` reads as it
@@ -521,6 +648,16 @@ impl Severity {
             Severity::Info => "INFO",
             Severity::Warning => "WARNING",
             Severity::Critical => "CRITICAL",
+        }
+    }
+
+    /// The value of an alert's `severity` label: lower case, as Prometheus rules and
+    /// Alertmanager routes write it.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
         }
     }
 }
@@ -572,6 +709,41 @@ mod tests {
         assert!(Severity::Critical > Severity::Warning && Severity::Warning > Severity::Info);
         let err = "FATAL".parse::<Severity>().unwrap_err().to_string();
         assert!(err.contains("unknown severity `FATAL`"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_are_alertmanagers() {
+        // The labels and fingerprints of ../shared/samples/alertmanager_webhook_firing.json,
+        // as Alertmanager 0.25 reported them.
+        let labels = |instance: &str| -> LabelSet {
+            [
+                ("alertname", "LogPatternCritical"),
+                ("instance", instance),
+                ("pattern", "p01"),
+                ("service", "checkout"),
+                ("severity", "critical"),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+        };
+        assert_eq!(
+            Fingerprint::of(&labels("web-01")).to_string(),
+            "17af67e7ddcc8f16"
+        );
+        assert_eq!(
+            Fingerprint::of(&labels("web-02")).to_string(),
+            "871bc61973b71ba7"
+        );
+        assert_eq!(
+            Fingerprint::of(&LabelSet::new()).to_string(),
+            "cbf29ce484222325"
+        );
+        let json = serde_json::to_string(&Fingerprint(0x17af67e7ddcc8f16)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Fingerprint>(&json).unwrap().0,
+            0x17af67e7ddcc8f16
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use crate::base::component::{Input, NodeError, Sink};
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
-    Anomaly, Event, EventKind, FailureReason, LogLines, LogMatch, Outcome, PatternErrors,
-    PerfSample, ProbeKind, ProbeResult, ProbeStatus, Reference,
+    Alert, Anomaly, Event, EventKind, FailureReason, Fingerprint, LabelSet, LogLines, LogMatch,
+    Notify, Outcome, PatternErrors, PerfSample, ProbeKind, ProbeResult, ProbeStatus, Reference,
 };
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
@@ -117,6 +117,7 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
         Event::PatternErrors(errors) => push_json(buffer, &PatternErrorsJson::new(errors)),
         Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
         Event::Anomaly(anomaly) => push_json(buffer, &AnomalyJson::new(anomaly)),
+        Event::Alert(alert) => push_json(buffer, &AlertJson::new(alert)),
         // What the metrics are made of, slice by slice: too much for a console.
         Event::Samples(_) | Event::SignalSlice(_) => {}
     }
@@ -156,6 +157,42 @@ impl<'a> AnomalyJson<'a> {
             reference: &anomaly.reference,
             score: anomaly.score,
             explanation: &anomaly.explanation,
+        }
+    }
+}
+
+/// An alert's change of state (or a repeat), as the console prints it.
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    state: &'static str,
+    notify: Notify,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    flapping: bool,
+    fingerprint: Fingerprint,
+    started: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<String>,
+    labels: &'a LabelSet,
+    annotations: &'a LabelSet,
+}
+
+impl<'a> AlertJson<'a> {
+    fn new(alert: &'a Alert) -> Self {
+        AlertJson {
+            event: "alert",
+            time: humantime::format_rfc3339_millis(alert.at).to_string(),
+            service: &alert.service,
+            state: alert.state.as_str(),
+            notify: alert.notify,
+            flapping: alert.flapping,
+            fingerprint: alert.fingerprint,
+            started: humantime::format_rfc3339_millis(alert.started).to_string(),
+            ended: (alert.ended).map(|ended| humantime::format_rfc3339_millis(ended).to_string()),
+            labels: &alert.labels,
+            annotations: &alert.annotations,
         }
     }
 }

@@ -143,7 +143,7 @@ impl Summary {
                     open.end = Some(anomaly.changed);
                 }
             }
-            Event::Samples(_) | Event::SignalSlice(_) => {}
+            Event::Samples(_) | Event::SignalSlice(_) | Event::Alert(_) => {}
         }
     }
 

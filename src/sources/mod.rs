@@ -7,7 +7,6 @@
 
 pub mod log_tail;
 pub mod probe;
-pub mod retry;
 
 use self::log_tail::LogTailConfig;
 use self::probe::ProbeConfig;

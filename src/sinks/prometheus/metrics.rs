@@ -469,6 +469,7 @@ impl Metrics {
                 let labels = [&*anomaly.service, anomaly.signal.as_str(), to];
                 self.anomaly_transitions.with_label_values(&labels).inc();
             }
+            Event::Alert(_) => {}
         }
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::diagnostics::Diagnostics;
 use crate::base::key_path::KeyPath;
-use crate::sources::retry::RetryPolicy;
+use crate::base::retry::RetryPolicy;
 
 /// The options every check has, whatever its protocol.
 #[derive(Clone, Debug, Deserialize, Serialize)]

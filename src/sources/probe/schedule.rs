@@ -23,7 +23,7 @@ use super::attempt::{Attempt, MAX_DETAIL_BYTES, Probe, bounded_detail};
 use crate::base::component::{NodeError, Output, Source};
 use crate::base::dedicated::Dedicated;
 use crate::base::event::{Event, FailureReason, Outcome, ProbeKind, ProbeResult, ServiceName};
-use crate::sources::retry::RetryPolicy;
+use crate::base::retry::RetryPolicy;
 
 /// A check with its schedule: the running source.
 pub(super) struct Scheduled {
@@ -164,8 +164,8 @@ mod tests {
 
     use super::*;
     use crate::base::component::Batch;
+    use crate::base::retry::Jitter;
     use crate::sources::probe::check::CheckConfig;
-    use crate::sources::retry::Jitter;
 
     /// A probe that takes `takes` of (virtual) time and then is down, `hangs` forever,
     /// and counts its attempts.

@@ -1,5 +1,5 @@
-//! Retry policies: how many attempts a health check makes in one tick, and how long it
-//! waits between them.
+//! Retry policies: how many attempts a health check makes in one tick, or a notifier
+//! makes before it turns to its fallback, and how long each waits between them.
 //!
 //! The delay before retry `n` grows exponentially from `initial_delay` by `multiplier`,
 //! capped at `max_delay`, and is then spread by jitter so that many checks failing
