@@ -6,6 +6,7 @@
 //! one sink Aegis attaches itself, for `run --once`.
 
 pub mod console;
+pub mod notify;
 pub mod prometheus;
 pub mod summary;
 
