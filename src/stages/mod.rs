@@ -4,12 +4,14 @@
 //! [`ComponentType`](crate::base::registry::ComponentType), and its [`Stage`]; the
 //! registry below is the list of them, as configuration names them (`type:`).
 
+pub mod alert;
 pub mod anomaly;
 pub mod log_fields;
 pub mod log_patterns;
 #[cfg(test)]
 pub mod pass_results;
 
+use self::alert::AlertConfig;
 use self::anomaly::AnomalyConfig;
 use self::log_fields::LogFieldsConfig;
 use self::log_patterns::LogPatternsConfig;
@@ -21,6 +23,7 @@ crate::base::registry::declare! {
         LogPatterns(LogPatternsConfig),
         LogFields(LogFieldsConfig),
         Anomaly(AnomalyConfig),
+        Alert(AlertConfig),
         #[cfg(test)] PassResults(pass_results::PassResultsConfig),
     }
 }
