@@ -298,10 +298,9 @@ impl AlertStage {
     /// Takes the saved alerts back, and saves from now on through `writer`.
     fn restore(&mut self, saved: Saved, writer: StateWriter) {
         for alert in saved.alerts {
-            let rule = (self.rules.iter())
-                .position(|rule| {
-                    *rule.name == alert.rule && alert.labels.contains_key(rule.on.cause_label())
-                });
+            let rule = (self.rules.iter()).position(|rule| {
+                *rule.name == alert.rule && alert.labels.contains_key(rule.on.cause_label())
+            });
             let entry = alert.into_entry();
             match rule {
                 Some(rule) => {
@@ -498,7 +497,13 @@ impl AlertStage {
         update: impl FnOnce(&mut Option<Evidence>),
     ) {
         let entry = self.alerts.entry(key).or_insert_with_key(|key| {
-            Entry::new(rule, key.service.clone(), key.cause.clone(), key.severity, now)
+            Entry::new(
+                rule,
+                key.service.clone(),
+                key.cause.clone(),
+                key.severity,
+                now,
+            )
         });
         entry.hit(now, update);
         self.changed |= step(entry, rule, &self.flap, now, out);

@@ -54,6 +54,15 @@ impl On {
             .find(|on| on.as_str() == name)
     }
 
+    /// "a `probe` rule", for messages.
+    pub fn rule(self) -> &'static str {
+        match self {
+            On::Probe => "a `probe` rule",
+            On::LogMatch => "a `log_match` rule",
+            On::Anomaly => "an `anomaly` rule",
+        }
+    }
+
     /// The label that names the alert's cause: the check, the pattern, the signal.
     pub fn cause_label(self) -> &'static str {
         match self {
@@ -209,7 +218,14 @@ pub struct RuleConfig {
 }
 
 /// The labels Aegis sets on every alert, which a rule may not set.
-pub const OWN_LABELS: [&str; 6] = ["alertname", "service", "severity", "check", "pattern", "signal"];
+pub const OWN_LABELS: [&str; 6] = [
+    "alertname",
+    "service",
+    "severity",
+    "check",
+    "pattern",
+    "signal",
+];
 
 /// The default rules: see docs/alerting.md for why each is what it is.
 pub fn defaults() -> Vec<RuleConfig> {
@@ -282,7 +298,10 @@ pub struct Problem {
 impl Problem {
     fn value(keys: &[&str], message: String) -> Problem {
         Problem {
-            at: keys.iter().map(|key| Segment::Key((*key).to_owned())).collect(),
+            at: keys
+                .iter()
+                .map(|key| Segment::Key((*key).to_owned()))
+                .collect(),
             at_key: false,
             message,
         }
@@ -468,8 +487,7 @@ impl RuleConfig {
                 On::Probe => self.resolve_after.unwrap_or(2),
                 _ => 1,
             },
-            quiet: (on == On::LogMatch)
-                .then(|| self.quiet.unwrap_or(Duration::from_secs(5 * 60))),
+            quiet: (on == On::LogMatch).then(|| self.quiet.unwrap_or(Duration::from_secs(5 * 60))),
             timing: Timing {
                 hold,
                 keep_firing_for: self.keep_firing_for.unwrap_or_default(),
@@ -498,8 +516,8 @@ impl RuleConfig {
                     at: vec![Segment::Key(key.into())],
                     at_key: true,
                     message: format!(
-                        "`{key}` does not apply to a `{}` rule; its own keys are {}",
-                        on.as_str(),
+                        "`{key}` does not apply to {}; its own keys are {}",
+                        on.rule(),
                         list(on.own_keys())
                     ),
                 });
@@ -527,9 +545,8 @@ impl RuleConfig {
                     let message = if other == "up" {
                         "outcome `up` is never a failure; expected `down` or `degraded`".to_owned()
                     } else {
-                        let mut message = format!(
-                            "unknown outcome `{other}`; expected `down` or `degraded`"
-                        );
+                        let mut message =
+                            format!("unknown outcome `{other}`; expected `down` or `degraded`");
                         if let Some(close) = closest(other, ["down", "degraded"]) {
                             message.push_str(&format!(" (did you mean `{close}`?)"));
                         }
@@ -560,7 +577,9 @@ mod tests {
     #[test]
     fn the_default_rules_compile_with_the_alert_labels() {
         for config in defaults() {
-            let rule = config.compile(Duration::from_secs(4 * 3600), flap()).unwrap();
+            let rule = config
+                .compile(Duration::from_secs(4 * 3600), flap())
+                .unwrap();
             let labels = rule.labels("shop", "health", Severity::Critical);
             let names: Vec<&str> = labels.keys().map(String::as_str).collect();
             assert_eq!(

@@ -145,12 +145,14 @@ mod tests {
 
     use super::*;
     use crate::base::event::Notify;
-    use crate::stages::alert::state::{FlapDamping, Phase, Timing};
     use crate::stages::alert::rules::Hold;
+    use crate::stages::alert::state::{FlapDamping, Phase, Timing};
 
     #[test]
     fn a_lifecycle_survives_the_file_to_the_nanosecond() {
-        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs) + Duration::from_nanos(7);
+        let at = |secs: u64| {
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs) + Duration::from_nanos(7)
+        };
         let mut life = Lifecycle::new(at(0));
         let timing = Timing {
             hold: Hold::Events(1),
@@ -159,7 +161,10 @@ mod tests {
             flap: FlapDamping::default(),
         };
         life.condition.hit(at(1));
-        assert_eq!(life.step(&timing, at(1)).unwrap().notify, Notify::Transition);
+        assert_eq!(
+            life.step(&timing, at(1)).unwrap().notify,
+            Notify::Transition
+        );
         let saved = SavedAlert {
             rule: "CheckDown".into(),
             service: "shop".into(),
@@ -169,7 +174,10 @@ mod tests {
             annotations: LabelSet::new(),
             life: life.clone(),
         };
-        let json = serde_json::to_string(&Saved { alerts: vec![saved] }).unwrap();
+        let json = serde_json::to_string(&Saved {
+            alerts: vec![saved],
+        })
+        .unwrap();
         assert!(json.contains("\"state\":\"firing\""), "{json}");
         assert!(json.contains("2023-11-14T22:13:21.000000007Z"), "{json}");
         let back: Saved = serde_json::from_str(&json).unwrap();

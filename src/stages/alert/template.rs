@@ -160,12 +160,25 @@ impl Template {
                 .map(|(_, field, _)| *field);
             let Some(field) = field else {
                 let available = fields_of(on);
-                let mut message = format!(
-                    "unknown placeholder `{{{name}}}` in template `{text}`; a `{}` rule has {}",
-                    on.as_str(),
-                    list(&available)
-                );
-                if let Some(close) = closest(name, available.iter().copied()) {
+                let rules_of = (FIELDS.iter())
+                    .find(|(known, _, _)| *known == name)
+                    .and_then(|(_, _, of)| *of);
+                let mut message = match rules_of {
+                    Some(other) => format!(
+                        "placeholder `{{{name}}}` in template `{text}` is {}'s; {} has {}",
+                        other.rule(),
+                        on.rule(),
+                        list(&available)
+                    ),
+                    None => format!(
+                        "unknown placeholder `{{{name}}}` in template `{text}`; {} has {}",
+                        on.rule(),
+                        list(&available)
+                    ),
+                };
+                if let Some(close) =
+                    closest(name, available.iter().copied()).filter(|_| rules_of.is_none())
+                {
                     message.push_str(&format!(" (did you mean `{{{close}}}`?)"));
                 }
                 return Err(message);
@@ -231,10 +244,12 @@ fn fill(out: &mut String, field: Field, cause: &str, facts: &Facts) {
         (Field::Observed, Evidence::Anomaly { observed, .. }) => {
             write!(out, "{}", number(*observed))
         }
-        (Field::Score, Evidence::Anomaly { score, .. }) => match score {
-            Some(score) => write!(out, "{}", number(*score)),
-            None => Ok(()),
-        },
+        (
+            Field::Score,
+            Evidence::Anomaly {
+                score: Some(score), ..
+            },
+        ) => write!(out, "{}", number(*score)),
         _ => Ok(()),
     };
 }
@@ -305,8 +320,12 @@ mod tests {
              `service`, `alertname`, `severity`, `count`, `pattern`, `path`, `line`, \
              `description` (did you mean `{line}`?)"
         );
-        // A probe's field is unknown to an anomaly rule.
-        assert!(Template::parse("{detail}", On::Anomaly).is_err());
+        // A probe's field is not an anomaly rule's.
+        assert_eq!(
+            Template::parse("{detail}", On::Anomaly).unwrap_err(),
+            "placeholder `{detail}` in template `{detail}` is a `probe` rule's; an `anomaly` \
+             rule has `service`, `alertname`, `severity`, `signal`, `explanation`, `observed`, `score`"
+        );
         assert!(
             Template::parse("{service", On::Probe)
                 .unwrap_err()
