@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `log_fields`, `anomaly`, `pass_results` (did you mean `pass_results`?)"
+                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `log_fields`, `anomaly`, `alert`, `pass_results` (did you mean `pass_results`?)"
             ]
         );
         // The type is judged first: without it, the node's other keys mean nothing.
@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `log_fields`, `anomaly`, `pass_results` (did you mean `pass_results`?)"
+                "4: stages.pass.type: unknown type `pass_result`; expected one of `log_patterns`, `log_fields`, `anomaly`, `alert`, `pass_results` (did you mean `pass_results`?)"
             ]
         );
         let logs = "sources:\n  app: {type: log_tail, service: s, paths: [/a.log]}\nstages:\n  pass: {type: pass_results, inputs: [app]}\nsinks:\n  out: {type: console, inputs: [pass]}\n";
