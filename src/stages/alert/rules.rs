@@ -267,7 +267,7 @@ fn default_annotations(on: On) -> [(&'static str, &'static str); 2] {
             ("summary", "{service}: check {check} is {outcome}"),
             (
                 "description",
-                "The {kind} check {check} of {service} was {outcome} {count} times in a row \
+                "The {kind} check {check} of {service}: {outcome}, {count} in a row \
                  ({attempts} attempts the last time): {detail}",
             ),
         ],
@@ -275,7 +275,7 @@ fn default_annotations(on: On) -> [(&'static str, &'static str); 2] {
             ("summary", "{service}: {description}"),
             (
                 "description",
-                "Pattern {pattern} matched {count} times in {path}; the last line: {line}",
+                "Pattern {pattern} matched in {path} (matches so far: {count}); the last line: {line}",
             ),
         ],
         On::Anomaly => [

@@ -195,7 +195,7 @@ fn a_check_down_fires_once_repeats_on_time_and_resolves_once() {
     assert_eq!(alert.annotations["summary"], "shop: check health is down");
     assert_eq!(
         alert.annotations["description"],
-        "The http check health of shop was down 3 times in a row (2 attempts the last time): status 503"
+        "The http check health of shop: down, 3 in a row (2 attempts the last time): status 503"
     );
 
     // A hundred more failing ticks, and the clock between them: nothing.
@@ -215,7 +215,7 @@ fn a_check_down_fires_once_repeats_on_time_and_resolves_once() {
         (Notify::Repeat, AlertState::Firing, at(20))
     );
     // The repeat says the latest evidence.
-    assert!(repeat[0].annotations["description"].contains("was down 103 times"));
+    assert!(repeat[0].annotations["description"].contains("down, 103 in a row"));
 
     // Recovery: two good ticks in a row (resolve_after 2) resolve it, once.
     assert!(drive.event(probe("health", Outcome::Up), 3700).is_empty());
@@ -406,7 +406,7 @@ fn a_log_pattern_fires_at_its_severity_and_resolves_after_quiet() {
     let description = &resolved[0].annotations["description"];
     assert!(
         description.starts_with(
-            "Pattern oom matched 50 times in /var/log/shop.log; the last line: OOM\\u{1b}[31m xxx"
+            "Pattern oom matched in /var/log/shop.log (matches so far: 50); the last line: OOM\\u{1b}[31m xxx"
         ),
         "{description}"
     );
