@@ -68,18 +68,15 @@ impl SavedAlert {
 pub mod stamp {
     use std::time::SystemTime;
 
-    use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-        let time: DateTime<Utc> = (*time).into();
-        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        serializer.collect_str(&humantime::format_rfc3339_nanos(*time))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(SystemTime::from)
+        humantime::parse_rfc3339(&text)
             .map_err(|err| serde::de::Error::custom(format!("`{text}` is not a time: {err}")))
     }
 
