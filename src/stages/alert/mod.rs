@@ -440,23 +440,38 @@ impl AlertStage {
         }
     }
 
-    fn on_anomaly(&mut self, anomaly: &Anomaly, now: SystemTime, out: &mut Vec<Event>) {
+    /// An anomaly begins (`anomaly`), or `signal` is normal again (`None`: an
+    /// anomaly that ends, or a judged slice that is not anomalous).
+    fn on_signal(
+        &mut self,
+        service: &ServiceName,
+        signal: &Signal,
+        anomaly: Option<&Anomaly>,
+        now: SystemTime,
+        out: &mut Vec<Event>,
+    ) {
         let rules = Arc::clone(&self.rules);
-        let cause = signal_name(&anomaly.signal);
+        let cause: Arc<str> = match signal {
+            Signal::Custom(name) => name.clone(),
+            other => other.as_str().into(),
+        };
         for (index, rule) in rules.iter().enumerate() {
-            if !admits_signal(rule, &anomaly.service, &cause) {
+            if rule.on != On::Anomaly
+                || !rule.services.admits(service)
+                || !rule.causes.admits(&cause)
+            {
                 continue;
             }
             let key = AlertKey {
                 rule: index,
-                service: anomaly.service.clone(),
+                service: service.clone(),
                 cause: cause.clone(),
                 severity: rule.severity.unwrap_or(Severity::Warning),
             };
-            if !anomaly.anomalous {
+            let Some(anomaly) = anomaly else {
                 self.good(&key, rule, now, out);
                 continue;
-            }
+            };
             self.hit(key, rule, now, out, |evidence| {
                 *evidence = Some(Evidence::Anomaly {
                     explanation: anomaly.explanation.clone(),
@@ -464,29 +479,6 @@ impl AlertStage {
                     score: anomaly.score,
                 })
             });
-        }
-    }
-
-    /// A judged slice that is not anomalous: the signal is normal.
-    fn on_normal(
-        &mut self,
-        service: &ServiceName,
-        signal: &Signal,
-        now: SystemTime,
-        out: &mut Vec<Event>,
-    ) {
-        let rules = Arc::clone(&self.rules);
-        let cause = signal_name(signal);
-        for (index, rule) in rules.iter().enumerate() {
-            if admits_signal(rule, service, &cause) {
-                let key = AlertKey {
-                    rule: index,
-                    service: service.clone(),
-                    cause: cause.clone(),
-                    severity: rule.severity.unwrap_or(Severity::Warning),
-                };
-                self.good(&key, rule, now, out);
-            }
         }
     }
 
@@ -565,17 +557,6 @@ fn step(
     true
 }
 
-fn signal_name(signal: &Signal) -> Arc<str> {
-    match signal {
-        Signal::Custom(name) => name.clone(),
-        other => other.as_str().into(),
-    }
-}
-
-fn admits_signal(rule: &Rule, service: &str, signal: &str) -> bool {
-    rule.on == On::Anomaly && rule.services.admits(service) && rule.causes.admits(signal)
-}
-
 impl Stage for AlertStage {
     fn on_event(&mut self, event: &Event, now: SystemTime, out: &mut Vec<Event>) {
         let now = self.clock(event, now);
@@ -589,9 +570,12 @@ impl Stage for AlertStage {
         match event {
             Event::ProbeResult(result) => self.on_probe(result, now, out),
             Event::LogMatch(matched) => self.on_match(matched, now, out),
-            Event::Anomaly(anomaly) => self.on_anomaly(anomaly, now, out),
+            Event::Anomaly(anomaly) => {
+                let begins = anomaly.anomalous.then_some(anomaly);
+                self.on_signal(&anomaly.service, &anomaly.signal, begins, now, out)
+            }
             Event::SignalSlice(slice) if !slice.anomalous && slice.unjudged.is_none() => {
-                self.on_normal(&slice.service, &slice.signal, now, out)
+                self.on_signal(&slice.service, &slice.signal, None, now, out)
             }
             _ => {}
         }
