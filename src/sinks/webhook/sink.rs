@@ -180,9 +180,10 @@ impl Webhook {
             fallbacks,
             deliveries: Arc::clone(&deliveries),
             fallback_missing_said: false,
+            closing: closing.clone(),
         };
         // A task of its own: the intake below never waits for a delivery.
-        let delivering = tokio::spawn(delivery.run(closing.clone(), stop.clone()));
+        let delivering = tokio::spawn(delivery.run(stop.clone()));
         let generator = format!("{}/api/alerts", grouping.external_url);
         let intake = Intake {
             outbox: &outbox,
@@ -208,6 +209,11 @@ impl Webhook {
                 // this arm never sees the end; it is polled only while open anyway.
                 Some(handoff) = handoffs.recv() => intake.take_over(handoff),
             }
+        }
+        // Hand-overs sent before this receiver's input closed are taken; from now on
+        // receivers hand nothing over (see `Delivering::hand_over`).
+        while let Ok(handoff) = handoffs.try_recv() {
+            intake.take_over(handoff);
         }
         closing.cancel();
         let grace_over = {
@@ -325,12 +331,15 @@ struct Delivering {
     deliveries: Arc<Deliveries>,
     /// Whether an unknown fallback name was logged already.
     fallback_missing_said: bool,
+    /// Cancelled when the input closed.
+    closing: CancellationToken,
 }
 
 impl Delivering {
-    /// Delivers until `closing` (the input ended) finds nothing left, or `stop` (the
+    /// Delivers until nothing is left once the input closed, or until `stop` (the
     /// grace is over).
-    async fn run(mut self, closing: CancellationToken, stop: CancellationToken) {
+    async fn run(mut self, stop: CancellationToken) {
+        let closing = self.closing.clone();
         loop {
             let now = SystemTime::now();
             let mut next = Next::Idle;
@@ -445,8 +454,13 @@ impl Delivering {
     }
 
     /// Hands `in_flight`'s alerts to `fallback`; `false` if it cannot take them now
-    /// (then they stay, and are tried here again).
+    /// (then they stay, and are tried here again). Nothing is handed over once the
+    /// input closed: the fallback may have stopped taking hand-overs, and what this
+    /// receiver keeps stays in its ledger for the next start.
     fn hand_over(&self, fallback: &mpsc::Sender<Handoff>, in_flight: &InFlight) -> bool {
+        if self.closing.is_cancelled() {
+            return false;
+        }
         let handoff = Handoff {
             from: self.grouping.receiver.clone(),
             entries: in_flight.entries.clone(),
