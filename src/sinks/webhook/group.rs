@@ -55,6 +55,14 @@ impl GroupBy {
         }
     }
 
+    /// Whether alerts with labels `a` and `b` are in one group.
+    pub fn together(&self, a: &LabelSet, b: &LabelSet) -> bool {
+        match self {
+            GroupBy::All => a == b,
+            GroupBy::Labels(names) => names.iter().all(|name| a.get(name) == b.get(name)),
+        }
+    }
+
     /// The group labels of an alert with `labels`: those named that it has.
     pub fn of(&self, labels: &LabelSet) -> LabelSet {
         match self {
@@ -110,12 +118,12 @@ impl Grouping {
         if !hurry && ready > now {
             return Next::At(ready);
         }
-        let group = self.by.of(&head.alert.labels);
         let mut seen: BTreeSet<Fingerprint> = BTreeSet::new();
         let mut taken: Vec<&Entry> = Vec::new();
         let mut truncated = 0;
         for entry in ledger.waiting() {
-            if !seen.insert(entry.alert.fingerprint) || self.by.of(&entry.alert.labels) != group {
+            let together = self.by.together(&head.alert.labels, &entry.alert.labels);
+            if !together || !seen.insert(entry.alert.fingerprint) {
                 continue;
             }
             if self.max_alerts == 0 || taken.len() < self.max_alerts {
@@ -124,7 +132,7 @@ impl Grouping {
                 truncated += 1;
             }
         }
-        let body = self.body(group, &taken, truncated);
+        let body = self.body(self.by.of(&head.alert.labels), &taken, truncated);
         let key = idempotency_key(&taken);
         let seqs: Vec<u64> = taken.iter().map(|entry| entry.seq).collect();
         ledger.start(&seqs, body, key);

@@ -10,10 +10,10 @@
 //! taking everything at once costs bounded memory.
 //!
 //! With a state folder, every change of the ledger (queued, composed, acknowledged,
-//! given up) is offered to a [`StateWriter`], whose thread writes the newest
-//! atomically within milliseconds; the delivery does not wait for the disk (a save
-//! takes about 9 ms on this machine's ext4, which would cap a receiver near a hundred
-//! notifications a second). What a crash can cost is the last few milliseconds: an
+//! given up) is offered to a [`StateWriter`], whose thread encodes the newest state
+//! and writes it atomically within milliseconds; the delivery does not wait for the
+//! disk (a save takes about 9 ms on this machine's ext4, which would cap a receiver
+//! near a hundred notifications a second). What a crash can cost is the last few milliseconds: an
 //! acknowledgement not yet written is sent again after the restart, with the same
 //! `Idempotency-Key`, so that the receiver can tell.
 //!
@@ -103,7 +103,7 @@ pub struct Webhook {
 /// The ledger, shared by the intake and the delivery, and how a change of it is
 /// saved and told.
 struct Outbox {
-    ledger: Mutex<Ledger>,
+    ledger: Arc<Mutex<Ledger>>,
     writer: Option<StateWriter>,
     /// Wakes the delivery when something is queued.
     queued: tokio::sync::Notify,
@@ -117,8 +117,11 @@ impl Outbox {
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
         let changed = change(&mut ledger);
         if changed {
+            // Encoded by the writer's thread when it writes: a burst of changes
+            // (a thousand alerts delivered one by one) costs an encoding per write,
+            // not one per change.
             if let Some(writer) = &self.writer {
-                writer.offer(&*ledger);
+                writer.offer_shared(&self.ledger);
             }
             self.depth
                 .set(i64::try_from(ledger.depth()).unwrap_or(i64::MAX));
@@ -163,7 +166,7 @@ impl Webhook {
         let depth = deliveries.queued.with_label_values(&[&*name]);
         depth.set(i64::try_from(ledger.depth()).unwrap_or(i64::MAX));
         let outbox = Arc::new(Outbox {
-            ledger: Mutex::new(ledger),
+            ledger: Arc::new(Mutex::new(ledger)),
             writer,
             queued: tokio::sync::Notify::new(),
             depth,
