@@ -208,8 +208,9 @@ impl Webhook {
                     });
                     intake.take(alerts);
                 }
-                // The channel's sender stays registered while the pipeline lives, so
-                // this arm never sees the end; it is polled only while open anyway.
+                // What receivers whose fallback this is could not deliver. (Their
+                // senders live in `Fallbacks` while any webhook sink runs; were they
+                // gone, `recv` would give `None` and `select!` leave this arm out.)
                 Some(handoff) = handoffs.recv() => intake.take_over(handoff),
             }
         }
@@ -234,8 +235,10 @@ impl Webhook {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .depth();
-        if left > 0 {
-            tracing::warn!(receiver = %name, alerts = left, "Notifications are still undelivered at shutdown; they stay in the ledger for the next start, or are lost without a state_dir.");
+        if left > 0 && outbox.writer.is_some() {
+            tracing::warn!(receiver = %name, alerts = left, "Notifications are still undelivered at shutdown; they stay in the ledger for the next start.");
+        } else if left > 0 {
+            tracing::warn!(receiver = %name, alerts = left, "Notifications are still undelivered at shutdown, and are lost: the receiver has no state_dir.");
         }
         // Dropping the outbox drops its writer, which writes the last state first.
         drop(outbox);
