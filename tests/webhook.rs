@@ -4,7 +4,6 @@
 //! receivers of its own: `src/sinks/webhook/tests.rs`.)
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Instant;
@@ -12,26 +11,7 @@ use std::time::Instant;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::util::{PATIENCE, repo};
-
-/// The example's binary, built by `cargo test` with the other examples; built here
-/// when only this test binary was.
-fn webhook_server_binary() -> PathBuf {
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_aegis"))
-        .parent()
-        .expect("the binary's folder")
-        .join("examples/webhook-server");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let built = Command::new(cargo)
-            .args(["build", "--example", "webhook-server"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "cargo build --example webhook-server");
-    }
-    binary
-}
+use crate::util::{PATIENCE, example, repo};
 
 /// The running example, killed when dropped, its standard output read line by line.
 struct WebhookServer {
@@ -43,7 +23,7 @@ struct WebhookServer {
 
 impl WebhookServer {
     fn start(args: &[&str], secret: &str) -> WebhookServer {
-        let mut child = Command::new(webhook_server_binary())
+        let mut child = Command::new(example("webhook-server"))
             .args([
                 "--listen",
                 "127.0.0.1:0",
