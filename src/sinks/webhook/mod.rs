@@ -257,12 +257,17 @@ impl WebhookOptions {
     /// Checks what serde alone does not: names and labels.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
         let name_ok = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 100
+            name.len() <= 100
                 && !name.starts_with('.')
                 && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         };
-        if !name_ok(&self.name) {
+        if self.name.is_empty() {
+            // Only where the node has no id to take it from (a list entry).
+            diag.error_at_key(
+                path,
+                "missing key `name`; a webhook receiver needs a name, such as `name: ops`",
+            );
+        } else if !name_ok(&self.name) {
             diag.error(
                 &path.key("name"),
                 format!(

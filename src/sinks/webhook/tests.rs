@@ -797,6 +797,21 @@ fn options_decode_with_webhook_defaults_and_located_errors() {
 }
 
 #[test]
+fn a_receiver_in_a_list_must_be_named() {
+    let yaml = "alerting:\n  webhooks:\n    - url: http://127.0.0.1:9/\n";
+    let spans = SpanIndex::build(yaml);
+    let mut diag = Diagnostics::new(&spans);
+    let value: Value = serde_norway::from_str(yaml).unwrap();
+    let path = KeyPath::root().key("alerting").key("webhooks").index(0);
+    WebhookConfig::decode(&value["alerting"]["webhooks"][0], &path, &mut diag);
+    let (errors, _) = diag.finish();
+    assert_eq!(
+        errors[0].display(Path::new("c.yaml")).to_string(),
+        "c.yaml:3:7: alerting.webhooks[0]: missing key `name`; a webhook receiver needs a name, such as `name: ops`"
+    );
+}
+
+#[test]
 fn no_option_is_taken_for_a_misspelt_target_key() {
     let options = [
         "name",
