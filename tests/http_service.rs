@@ -3,30 +3,9 @@
 //! found by patterns.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::util::{Scene, events, http};
-
-/// The example's binary, built by `cargo test` with the other examples; built here
-/// when only this test binary was (`cargo test --test integration`).
-fn http_service_binary() -> PathBuf {
-    let debug = PathBuf::from(env!("CARGO_BIN_EXE_aegis"));
-    let binary = debug
-        .parent()
-        .expect("the binary's folder")
-        .join("examples/http-service");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let built = Command::new(cargo)
-            .args(["build", "--example", "http-service"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "cargo build --example http-service");
-    }
-    binary
-}
+use crate::util::{Scene, events, example, http};
 
 /// The running example, killed when dropped.
 pub struct Target {
@@ -38,7 +17,7 @@ pub struct Target {
 impl Target {
     /// Starts the example writing its application log, and its access log if asked.
     pub fn start(app_log: &std::path::Path, access_log: Option<&std::path::Path>) -> Target {
-        let mut child = Command::new(http_service_binary())
+        let mut child = Command::new(example("http-service"))
             .args([
                 "--http",
                 "127.0.0.1:0",

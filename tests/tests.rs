@@ -15,3 +15,4 @@ mod prometheus;
 mod servers;
 mod tail;
 mod util;
+mod webhook;

@@ -25,6 +25,26 @@ pub fn aegis_on(args: &[&str], file: &Path) -> std::process::Output {
     aegis().args(args).arg(file).output().expect("aegis runs")
 }
 
+/// The binary of example `name`, built by `cargo test` with the other examples; built
+/// here when only this test binary was (`cargo test --test integration`).
+pub fn example(name: &str) -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_aegis"))
+        .parent()
+        .expect("the binary's folder")
+        .join("examples")
+        .join(name);
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = Command::new(cargo)
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cargo build --example {name}");
+    }
+    binary
+}
+
 /// The repository's root, where `config/`, `pipelines/` and `tests/` are.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

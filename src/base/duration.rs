@@ -1,8 +1,9 @@
 //! Durations as people write them: `"500ms"`, `"30s"`, `"1m"`, `"1h 30m"`.
 //!
-//! Used as `#[serde(with = "crate::base::duration")]`. Every duration Aegis takes so
-//! far is an interval, so zero is refused here rather than in each component, and so
-//! is more than a year.
+//! Used as `#[serde(with = "crate::base::duration")]`. Most durations Aegis takes are
+//! intervals, so zero is refused here rather than in each component, and so is more
+//! than a year. A wait that may be none (`group_wait: 0s`) is
+//! `crate::base::duration::or_zero`.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,10 +16,13 @@ use serde::{Deserializer, Serializer};
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    deserializer.deserialize_str(DurationVisitor)
+    deserializer.deserialize_str(DurationVisitor { zero: false })
 }
 
-struct DurationVisitor;
+struct DurationVisitor {
+    /// Whether `0s` is taken.
+    zero: bool,
+}
 
 impl Visitor<'_> for DurationVisitor {
     type Value = Duration;
@@ -33,7 +37,7 @@ impl Visitor<'_> for DurationVisitor {
                 "invalid duration `{text}`: {err}; expected e.g. `500ms`, `30s`, `1m`"
             ))
         })?;
-        if duration.is_zero() {
+        if duration.is_zero() && !self.zero {
             return Err(E::custom(format!(
                 "invalid duration `{text}`: must be greater than zero"
             )));
@@ -49,6 +53,19 @@ impl Visitor<'_> for DurationVisitor {
 
 pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+}
+
+/// The same for a wait that may be none: `0s` is taken.
+pub mod or_zero {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub use super::serialize;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        deserializer.deserialize_str(super::DurationVisitor { zero: true })
+    }
 }
 
 /// The same for an optional duration: `#[serde(default, with = "crate::base::duration::optional")]`.
@@ -105,6 +122,15 @@ mod tests {
                 .contains("must be greater than zero")
         );
         assert_eq!(parse("365d").unwrap(), LONGEST);
+        let wait = |text: &str| or_zero::deserialize(serde_norway::Value::from(text));
+        assert_eq!(wait("0s").unwrap(), Duration::ZERO);
+        assert_eq!(wait("250ms").unwrap(), Duration::from_millis(250));
+        assert!(
+            wait("400d")
+                .unwrap_err()
+                .to_string()
+                .contains("at most a year")
+        );
         assert!(
             parse("300000000000y")
                 .unwrap_err()

@@ -10,7 +10,10 @@
 //!
 //! Stages do no I/O, so a stage hands its state to a [`StateWriter`]: the newest
 //! snapshot waits in a slot and a thread of its own writes it, skipping snapshots that
-//! a newer one replaced before they were written.
+//! a newer one replaced before they were written. State shared behind a lock can be
+//! offered without encoding it ([`StateWriter::offer_shared`]): the writer's thread
+//! encodes it when it gets to it, so a burst of changes costs one encoding, not one
+//! each.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -141,27 +144,42 @@ struct Slot {
 
 #[derive(Default)]
 struct SlotState {
-    snapshot: Option<Vec<u8>>,
+    snapshot: Option<Snapshot>,
     closed: bool,
+}
+
+/// A state to write: encoded, or to be encoded by the writer's thread.
+enum Snapshot {
+    Encoded(Vec<u8>),
+    Later(Box<dyn FnOnce() -> serde_json::Result<Vec<u8>> + Send>),
 }
 
 impl StateWriter {
     /// Queues `state` to be written, replacing a snapshot not written yet.
     pub fn offer<T: Serialize + ?Sized>(&self, state: &T) {
         match serde_json::to_vec(state) {
-            Ok(bytes) => {
-                let mut slot = self
-                    .slot
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                slot.snapshot = Some(bytes);
-                self.slot.changed.notify_one();
-            }
-            Err(err) => {
-                tracing::error!(path = %Escaped(&self.file.path.to_string_lossy()), error = %err, "Cannot encode the state to save.")
-            }
+            Ok(bytes) => self.put(Snapshot::Encoded(bytes)),
+            Err(err) => unencodable(&self.file, &err),
         }
+    }
+
+    /// Queues the state behind `state` to be written as it is when the writer's
+    /// thread gets to it (it locks `state` to encode it), replacing a snapshot not
+    /// written yet.
+    pub fn offer_shared<T: Serialize + Send + 'static>(&self, state: &Arc<Mutex<T>>) {
+        let state = Arc::clone(state);
+        self.put(Snapshot::Later(Box::new(move || {
+            let state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            serde_json::to_vec(&*state)
+        })));
+    }
+
+    fn put(&self, snapshot: Snapshot) {
+        let mut slot = (self.slot.state)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.snapshot = Some(snapshot);
+        self.slot.changed.notify_one();
     }
 
     pub fn file(&self) -> &StateFile {
@@ -183,6 +201,10 @@ impl Drop for StateWriter {
     }
 }
 
+fn unencodable(file: &StateFile, err: &serde_json::Error) {
+    tracing::error!(path = %Escaped(&file.path.to_string_lossy()), error = %err, "Cannot encode the state to save.");
+}
+
 fn write_loop(file: &StateFile, slot: &Slot) {
     // A failing disk is said once, and again once it works and fails anew.
     let mut failing = false;
@@ -197,7 +219,18 @@ fn write_loop(file: &StateFile, slot: &Slot) {
             }
             (state.snapshot.take(), state.closed)
         };
-        if let Some(bytes) = snapshot {
+        let bytes = match snapshot {
+            Some(Snapshot::Encoded(bytes)) => Some(bytes),
+            Some(Snapshot::Later(encode)) => match encode() {
+                Ok(bytes) => Some(bytes),
+                Err(err) => {
+                    unencodable(file, &err);
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(bytes) = bytes {
             match file.save_bytes(&bytes) {
                 Ok(()) => failing = false,
                 Err(err) if !failing => {
@@ -262,5 +295,16 @@ mod tests {
         let file = writer.file().clone();
         drop(writer);
         assert_eq!(file.load::<u32>(), Some(99));
+
+        // Shared state is written as it is when written, the last change included.
+        let state = Arc::new(Mutex::new(vec![0u32]));
+        let writer = StateFile::new(dir.path(), "shared.json").writer().unwrap();
+        for n in 1..100 {
+            state.lock().unwrap().push(n);
+            writer.offer_shared(&state);
+        }
+        let file = writer.file().clone();
+        drop(writer);
+        assert_eq!(file.load::<Vec<u32>>(), Some((0..100).collect()));
     }
 }

@@ -60,12 +60,14 @@ pub fn shared_client(options: ClientOptions) -> Result<reqwest::Client, ClientEr
 }
 
 /// What came back: the status, where a redirect points (only for a redirect that is
-/// followed), and the first bytes of the body (none for a followed redirect).
+/// followed), the first bytes of the body (none for a followed redirect), and the
+/// `Retry-After` of a reply that is not a success (a sink waits as long as it asks).
 #[derive(Debug)]
 pub struct Fetched {
     pub status: StatusCode,
     pub location: Option<HeaderValue>,
     pub body: Vec<u8>,
+    pub retry_after: Option<HeaderValue>,
 }
 
 /// An exchange failed: the request could not be sent, or its body not read (then the
@@ -100,6 +102,9 @@ pub async fn fetch(
     })?;
     let status = response.status();
     let location = followed_location(follow, status, response.headers());
+    let retry_after = (!status.is_success())
+        .then(|| response.headers().get(header::RETRY_AFTER).cloned())
+        .flatten();
     let mut kept = Vec::new();
     while location.is_none() && kept.len() < limit {
         match response.chunk().await {
@@ -117,6 +122,7 @@ pub async fn fetch(
         status,
         location,
         body: kept,
+        retry_after,
     })
 }
 

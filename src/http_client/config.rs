@@ -195,6 +195,53 @@ impl Serialize for HeaderText {
     }
 }
 
+/// A secret as written (`${HOOK_SECRET}`, say) and the value it expands to, read from
+/// the environment when decoded, as a header value's references are. Neither `Debug`
+/// nor serialising shows the value: both show what was written.
+#[derive(Clone)]
+pub struct SecretText {
+    written: String,
+    value: String,
+}
+
+impl SecretText {
+    /// The secret itself, for the one use it is made for (signing, say).
+    pub fn expose(&self) -> &[u8] {
+        self.value.as_bytes()
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.written, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let written = String::deserialize(deserializer)?;
+        // The messages of header values, without "header value".
+        let value = expand_env(&written).map_err(|err| {
+            serde::de::Error::custom(match err {
+                ExpandError::Unset { name } => format!("environment variable `{name}` is not set"),
+                _ => format!("unclosed `${{` in `{written}`; write `${{NAME}}`"),
+            })
+        })?;
+        if value.is_empty() {
+            return Err(serde::de::Error::custom(format!(
+                "the secret `{written}` is empty; expected a secret, such as `${{HOOK_SECRET}}` with the variable set"
+            )));
+        }
+        Ok(SecretText { written, value })
+    }
+}
+
+impl Serialize for SecretText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.written)
+    }
+}
+
 /// Why a header value cannot be made. The messages name variables and show the value
 /// as written, never what a variable holds.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -259,6 +306,27 @@ mod tests {
             HeaderText::expand("line\nbreak").unwrap_err(),
             ExpandError::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn secrets_expand_and_show_only_as_written() {
+        // SAFETY: this test alone reads or writes these variables.
+        unsafe { std::env::set_var("AEGIS_TEST_SECRET_TEXT", "hush") };
+        unsafe { std::env::set_var("AEGIS_TEST_SECRET_EMPTY", "") };
+        let secret: SecretText = serde_norway::from_str("\"${AEGIS_TEST_SECRET_TEXT}\"").unwrap();
+        assert_eq!(secret.expose(), b"hush");
+        assert_eq!(format!("{secret:?}"), "\"${AEGIS_TEST_SECRET_TEXT}\"");
+        assert_eq!(
+            serde_norway::to_string(&secret).unwrap(),
+            "${AEGIS_TEST_SECRET_TEXT}\n"
+        );
+        let unset = serde_norway::from_str::<SecretText>("\"${AEGIS_TEST_SECRET_UNSET}\"");
+        assert_eq!(
+            unset.unwrap_err().to_string(),
+            "environment variable `AEGIS_TEST_SECRET_UNSET` is not set"
+        );
+        let empty = serde_norway::from_str::<SecretText>("\"${AEGIS_TEST_SECRET_EMPTY}\"");
+        assert!(empty.unwrap_err().to_string().contains("is empty"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! credentials in their origin, and timeouts. It deliberately knows nothing of checks,
 //! events or retries: the HTTP probe judges statuses and bodies and has a faster way of
 //! its own for plain HTTP/1, and a sink decides when to retry (with
-//! [`SendError::is_retryable`]). It depends only on crates and `crate::base`, so that
+//! [`SendError::is_retryable`], and a refusal's `Retry-After`). It depends only on crates and `crate::base`, so that
 //! every component may use it.
 //!
 //! A sink's configuration (the keys of [`HttpTarget`]):
@@ -29,16 +29,19 @@ pub mod redirect;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 pub use self::client::{
     ClientError, ClientOptions, FetchError, Fetched, USER_AGENT, fetch, followed_location, keep,
     shared_client,
 };
-pub use self::config::{ExpandError, HeaderKey, HeaderText, Headers, HttpMethod, HttpUrl};
+pub use self::config::{
+    ExpandError, HeaderKey, HeaderText, Headers, HttpMethod, HttpUrl, SecretText,
+};
 pub use self::redirect::{MAX_REDIRECTS, Payload, Redirects, Request, Step};
 use crate::base::text::Escaped;
 
@@ -127,7 +130,12 @@ pub enum SendError {
     #[error("{}", causes(error))]
     Transport { error: reqwest::Error },
     #[error("status {status}: {body}")]
-    Status { status: StatusCode, body: String },
+    Status {
+        status: StatusCode,
+        body: String,
+        /// How long the reply's `Retry-After` asks to wait, if it has one.
+        retry_after: Option<Duration>,
+    },
     #[error("status {status}, and more than {MAX_REDIRECTS} redirects")]
     TooManyRedirects { status: StatusCode },
 }
@@ -150,6 +158,19 @@ impl SendError {
     }
 }
 
+/// How long a `Retry-After` value asks to wait from `now`: a number of seconds, or an
+/// HTTP date (RFC 9110, section 10.2.3; a date past is no wait). `None` if it is
+/// neither.
+fn retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) is an RFC 2822 date.
+    let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    Some((SystemTime::from(date).duration_since(now)).unwrap_or(Duration::ZERO))
+}
+
 /// `error` and its causes on one line.
 fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let chain = std::iter::successors(Some(error), |err| err.source());
@@ -163,17 +184,31 @@ impl HttpSender {
     /// Sends the target's request with `body`, following redirects, within the
     /// target's timeout.
     pub async fn send(&self, body: Option<Payload>) -> Result<Reply, SendError> {
+        self.send_with(HeaderMap::new(), body).await
+    }
+
+    /// The same with `headers` besides the target's (a signature of this body, say).
+    pub async fn send_with(
+        &self,
+        headers: HeaderMap,
+        body: Option<Payload>,
+    ) -> Result<Reply, SendError> {
         let timeout = self.timeout;
-        tokio::time::timeout(timeout, self.exchange(body))
+        tokio::time::timeout(timeout, self.exchange(headers, body))
             .await
             .map_err(|_| SendError::Timeout { timeout })?
     }
 
-    async fn exchange(&self, body: Option<Payload>) -> Result<Reply, SendError> {
-        let request = Request {
+    async fn exchange(
+        &self,
+        headers: HeaderMap,
+        body: Option<Payload>,
+    ) -> Result<Reply, SendError> {
+        let mut request = Request {
             body,
             ..self.request.clone()
         };
+        request.headers.extend(headers);
         let mut chain = Redirects::new(request, true);
         loop {
             let fetched = fetch(&self.client, chain.request(), chain.follows(), REPLY_LIMIT)
@@ -200,6 +235,8 @@ impl HttpSender {
                     return Err(SendError::Status {
                         status: fetched.status,
                         body: Escaped(text.trim()).to_string(),
+                        retry_after: (fetched.retry_after.as_ref())
+                            .and_then(|value| retry_after(value, SystemTime::now())),
                     });
                 }
             }

@@ -262,3 +262,18 @@ timeout: 0s
         "c.yaml:2:20: headers.X-Open: unclosed `${` in header value `${AEGIS_TEST`; write `${NAME}`"
     );
 }
+
+#[test]
+fn retry_after_is_seconds_or_an_http_date() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+    let wait = |text: &str| retry_after(&HeaderValue::from_str(text).unwrap(), now);
+    assert_eq!(wait("120"), Some(Duration::from_secs(120)));
+    assert_eq!(wait(" 0 "), Some(Duration::ZERO));
+    assert_eq!(
+        wait("Sun, 06 Nov 1994 08:51:07 GMT"),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(wait("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+    assert_eq!(wait("soon"), None);
+    assert_eq!(wait("-5"), None);
+}

@@ -1,4 +1,4 @@
-//! Sinks: where events leave Aegis: the console and Prometheus (webhooks later).
+//! Sinks: where events leave Aegis: the console, Prometheus, and webhooks.
 //!
 //! Each sink type is a module with its configuration, which implements
 //! [`ComponentType`](crate::base::registry::ComponentType), and its [`Sink`]; the
@@ -9,9 +9,11 @@ pub mod console;
 pub mod notify;
 pub mod prometheus;
 pub mod summary;
+pub mod webhook;
 
 use self::console::ConsoleConfig;
 use self::prometheus::PrometheusConfig;
+use self::webhook::WebhookConfig;
 use crate::base::component::Sink;
 
 crate::base::registry::declare! {
@@ -19,5 +21,6 @@ crate::base::registry::declare! {
     pub enum SinkConfig builds Sink {
         Console(ConsoleConfig),
         Prometheus(PrometheusConfig),
+        Webhook(WebhookConfig),
     }
 }

@@ -1,10 +1,17 @@
 //! What the notifiers (the `webhook` and `alertmanager` sinks) have in common, and what
 //! they share with the `prometheus` sink.
 //!
+//! [`payload`] writes an alert as Alertmanager does; [`ledger`] is a receiver's
+//! durable record of what it was told and what it has yet to be told (the outbox);
+//! [`delivery`] sends one notification with retries, backoff and `Retry-After`.
 //! [`Deliveries`] holds their delivery metrics: each notifier updates them as it
 //! sends, and the `prometheus` sink registers them so that `/metrics` shows them. They
 //! live in the pipeline's [`Shared`](crate::base::registry::Shared) state, made by
 //! whichever of those sinks is built first.
+
+pub mod delivery;
+pub mod ledger;
+pub mod payload;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 

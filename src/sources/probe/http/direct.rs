@@ -100,6 +100,8 @@ impl Direct {
             status,
             location,
             body: kept,
+            // A check retries on its own policy, whatever the service asks.
+            retry_after: None,
         })
     }
 }
