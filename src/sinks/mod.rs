@@ -5,11 +5,15 @@
 //! registry below is the list of those users configure (`type:`). [`summary`] is the
 //! one sink Aegis attaches itself, for `run --once`.
 
+pub mod alertmanager;
 pub mod console;
 pub mod notify;
 pub mod prometheus;
 pub mod summary;
+#[cfg(test)]
+pub(crate) mod testing;
 
+use self::alertmanager::AlertmanagerConfig;
 use self::console::ConsoleConfig;
 use self::prometheus::PrometheusConfig;
 use crate::base::component::Sink;
@@ -19,5 +23,6 @@ crate::base::registry::declare! {
     pub enum SinkConfig builds Sink {
         Console(ConsoleConfig),
         Prometheus(PrometheusConfig),
+        Alertmanager(AlertmanagerConfig),
     }
 }
