@@ -249,10 +249,12 @@ enum Answer {
     Hang,
 }
 
-/// A request a [`Receiver`] took: its body, and the status it got.
+/// A request a [`Receiver`] took: its body, its `Authorization` header, and the
+/// status it got.
 #[derive(Debug)]
 struct Taken {
     body: Json,
+    authorization: Option<String>,
     status: u16,
 }
 
@@ -282,13 +284,19 @@ impl Receiver {
                             let n =
                                 served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as usize;
                             let answer = answers[n.min(answers.len() - 1)];
+                            let authorization = (request.headers().get("authorization"))
+                                .map(|value| value.to_str().unwrap().to_owned());
                             let body = request.into_body().collect().await.unwrap().to_bytes();
                             let status = match answer {
                                 Answer::Status(status) => status,
                                 Answer::Hang => std::future::pending().await,
                             };
                             let body = serde_json::from_slice(&body).unwrap_or(Json::Null);
-                            let _ = to_test.send(Taken { body, status });
+                            let _ = to_test.send(Taken {
+                                body,
+                                authorization,
+                                status,
+                            });
                             let mut response = hyper::Response::new(Full::new(Bytes::new()));
                             *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             Ok::<_, Infallible>(response)
@@ -415,6 +423,31 @@ async fn failed_posts_are_retried_until_taken_and_refusals_are_not() {
     })
     .await;
     assert_eq!(sink.count(flaky.addr, "failed"), 1);
+    sink.stop().await;
+}
+
+#[tokio::test]
+async fn headers_from_the_environment_are_sent_and_never_shown() {
+    // SAFETY: this test alone reads or writes this variable.
+    unsafe { std::env::set_var("AEGIS_TEST_AM_TOKEN", "s3cret-am") };
+    let mut receiver = Receiver::start(&[Answer::Status(200)]).await;
+    let yaml = format!(
+        "urls: [http://{}]\nheaders: {{ Authorization: \"Bearer ${{AEGIS_TEST_AM_TOKEN}}\" }}\n",
+        receiver.addr
+    );
+    let config = decode(&yaml).unwrap();
+    let expanded = serde_norway::to_string(&config).unwrap();
+    assert!(
+        expanded.contains("Bearer ${AEGIS_TEST_AM_TOKEN}"),
+        "{expanded}"
+    );
+    for shown in [expanded, format!("{config:?}")] {
+        assert!(!shown.contains("s3cret-am"), "{shown}");
+    }
+    let sink = Running::start(&yaml);
+    sink.send(now_alert("down", AlertState::Firing)).await;
+    let taken = receiver.next("the post").await;
+    assert_eq!(taken.authorization.as_deref(), Some("Bearer s3cret-am"));
     sink.stop().await;
 }
 
