@@ -216,7 +216,10 @@ impl Delivery {
                         }
                         let delay = delays.next().unwrap_or(self.retry.max_delay);
                         tokio::select! {
+                            // Stopping while this Alertmanager fails: no last try,
+                            // it would most likely fail too.
                             _ = stop.cancelled() => return,
+                            // Offers meanwhile wait in the outbox; the retry takes them.
                             _ = tokio::time::sleep(delay) => {}
                         }
                     }
@@ -238,16 +241,7 @@ impl Delivery {
                 return Ok(());
             }
             let count = items.len() as u64;
-            let result = match self.payload(&items) {
-                Ok(body) => self.sender.send(Some(body)).await,
-                Err(err) => {
-                    // Labels and annotations are strings: this cannot happen.
-                    tracing::error!(alertmanager = %self.name, error = %err, "Cannot encode alerts for Alertmanager.");
-                    self.count("failed", count);
-                    self.outbox.done(items.len());
-                    continue;
-                }
-            };
+            let result = self.sender.send(Some(self.payload(&items))).await;
             match result {
                 Ok(_) => {
                     let now = SystemTime::now();
@@ -285,12 +279,12 @@ impl Delivery {
     }
 
     /// The body of a post of `items`, `endsAt` of the firing ones from now.
-    fn payload(&self, items: &[Item]) -> Result<Payload, serde_json::Error> {
+    fn payload(&self, items: &[Item]) -> Payload {
         let ends_at = SystemTime::now() + self.lifetime;
         let alerts: Vec<PostableAlert> = (items.iter())
             .map(|item| PostableAlert::new(&item.alert, ends_at, &self.generator_url))
             .collect();
-        Payload::json(&alerts)
+        Payload::json(&alerts).expect("strings encode")
     }
 }
 
