@@ -5,12 +5,14 @@
 #
 # Debian packages the tests use: grep (pattern counts are checked against grep -c),
 # procps (kill, to send SIGTERM to the daemon under test), monitoring-plugins-basic
-# (real Nagios plugins, check_tcp and check_http, run as script checks) and prometheus
-# (promtool checks the /metrics output; a real Prometheus server scrapes it).
+# (real Nagios plugins, check_tcp and check_http, run as script checks), prometheus
+# (promtool checks the /metrics output; a real Prometheus server scrapes it) and
+# prometheus-alertmanager (a real Alertmanager 0.25 takes and resolves the alertmanager
+# sink's alerts: src/sinks/alertmanager/tests.rs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(grep procps monitoring-plugins-basic prometheus)
+packages=(grep procps monitoring-plugins-basic prometheus prometheus-alertmanager)
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 for package in "${packages[@]}"; do

@@ -1,16 +1,20 @@
-//! Sinks: where events leave Aegis: the console, Prometheus, and webhooks.
+//! Sinks: where events leave Aegis: the console, Prometheus, webhooks and Alertmanager.
 //!
 //! Each sink type is a module with its configuration, which implements
 //! [`ComponentType`](crate::base::registry::ComponentType), and its [`Sink`]; the
 //! registry below is the list of those users configure (`type:`). [`summary`] is the
 //! one sink Aegis attaches itself, for `run --once`.
 
+pub mod alertmanager;
 pub mod console;
 pub mod notify;
 pub mod prometheus;
 pub mod summary;
 pub mod webhook;
+#[cfg(test)]
+pub(crate) mod testing;
 
+use self::alertmanager::AlertmanagerConfig;
 use self::console::ConsoleConfig;
 use self::prometheus::PrometheusConfig;
 use self::webhook::WebhookConfig;
@@ -22,5 +26,6 @@ crate::base::registry::declare! {
         Console(ConsoleConfig),
         Prometheus(PrometheusConfig),
         Webhook(WebhookConfig),
+        Alertmanager(AlertmanagerConfig),
     }
 }

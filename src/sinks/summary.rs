@@ -1,6 +1,7 @@
 //! The summary of a `--once` run: lines read per file, matches per pattern and per
-//! severity, each check's result, and every anomaly from its start to its end (none if
-//! it lasted to the end of the input), printed for humans or as JSON when the run ends.
+//! severity, each check's result, every anomaly from its start to its end (none if
+//! it lasted to the end of the input), and every alert that fired, likewise, printed
+//! for humans or as JSON when the run ends.
 //!
 //! Not a sink users configure: `aegis run --once` attaches it to every source and stage
 //! of the graph. It counts from the events alone, as every sink does, except for the
@@ -18,7 +19,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::base::component::{Input, NodeError, Sink};
-use crate::base::event::{Event, ProbeResult, Reference, Severity};
+use crate::base::event::{Alert, AlertState, Event, Fingerprint, ProbeResult, Reference, Severity};
 use crate::base::text::Escaped;
 use crate::sinks::console::ProbeResultJson;
 
@@ -31,6 +32,43 @@ pub struct Summary {
     checks: BTreeMap<(Arc<str>, Arc<str>), ProbeResult>,
     /// Anomalies in the order they began; `end` is set when one is over.
     anomalies: Vec<AnomalyReport>,
+    /// Alerts in the order they fired; `end` is set when one resolves.
+    alerts: Vec<AlertReport>,
+}
+
+/// One alert of the run: from when it fired to when it resolved (none if it was
+/// still firing at the end of the input). Pending alerts that never fired are left
+/// out, as receivers never hear of them.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertReport {
+    pub fingerprint: Fingerprint,
+    pub alertname: String,
+    pub service: String,
+    pub severity: Severity,
+    #[serde(serialize_with = "rfc3339")]
+    pub start: SystemTime,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    pub end: Option<SystemTime>,
+    /// Its `summary` annotation when it fired.
+    pub summary: String,
+}
+
+impl AlertReport {
+    fn new(alert: &Alert) -> AlertReport {
+        AlertReport {
+            fingerprint: alert.fingerprint,
+            alertname: alert.rule.to_string(),
+            service: alert.service.to_string(),
+            severity: alert.severity,
+            start: alert.started,
+            end: None,
+            summary: alert
+                .annotations
+                .get("summary")
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// One anomaly of the run: from its start to its end (none if it lasted to the end of
@@ -143,7 +181,20 @@ impl Summary {
                     open.end = Some(anomaly.changed);
                 }
             }
-            Event::Samples(_) | Event::SignalSlice(_) | Event::Alert(_) => {}
+            Event::Alert(alert) => self.record_alert(alert),
+            Event::Samples(_) | Event::SignalSlice(_) => {}
+        }
+    }
+
+    /// An alert that fires opens a report (a repeat finds it open); one that resolves
+    /// closes it.
+    fn record_alert(&mut self, alert: &Alert) {
+        let open = (self.alerts.iter_mut().rev())
+            .find(|open| open.end.is_none() && open.fingerprint == alert.fingerprint);
+        match (alert.state, open) {
+            (AlertState::Firing, None) => self.alerts.push(AlertReport::new(alert)),
+            (AlertState::Resolved, Some(open)) => open.end = Some(alert.ended.unwrap_or(alert.at)),
+            _ => {}
         }
     }
 
@@ -194,6 +245,7 @@ impl Summary {
             patterns,
             checks: self.checks.values().cloned().collect(),
             anomalies: self.anomalies.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 }
@@ -208,6 +260,9 @@ pub struct Report {
     pub checks: Vec<ProbeResult>,
     /// Every anomaly the run found, in the order they began.
     pub anomalies: Vec<AnomalyReport>,
+    /// Every alert that fired, in the order they fired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertReport>,
     pub severities: Severities,
     pub lines: u64,
     pub bytes: u64,
@@ -251,6 +306,9 @@ impl fmt::Display for Report {
         }
         if !self.anomalies.is_empty() {
             self.fmt_anomalies(f)?;
+        }
+        if !self.alerts.is_empty() {
+            self.fmt_alerts(f)?;
         }
         Ok(())
     }
@@ -365,6 +423,34 @@ impl Report {
     }
 }
 
+impl Report {
+    fn fmt_alerts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "alerts ({})", self.alerts.len())?;
+        writeln!(
+            f,
+            "{:<20} {:<20} {:<9} {:<16} {:<16} summary",
+            "start", "end", "severity", "service", "alert"
+        )?;
+        for alert in &self.alerts {
+            let end = match alert.end {
+                Some(end) => humantime::format_rfc3339_seconds(end).to_string(),
+                None => "(still firing)".to_owned(),
+            };
+            writeln!(
+                f,
+                "{:<20} {:<20} {:<9} {:<16} {:<16} {}",
+                humantime::format_rfc3339_seconds(alert.start).to_string(),
+                end,
+                alert.severity.as_str(),
+                Escaped(&alert.service).to_string(),
+                Escaped(&alert.alertname).to_string(),
+                Escaped(&alert.summary)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 fn checks_json<S: serde::Serializer>(
     checks: &[ProbeResult],
     serializer: S,
@@ -398,8 +484,47 @@ impl Sink for SummarySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::event::{LogLines, LogMatch};
+    use crate::base::event::{LogLines, LogMatch, Notify};
+    use crate::sinks::testing::alert;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn alerts_are_listed_from_firing_to_resolved_and_pending_ones_left_out() {
+        use AlertState::*;
+        let mut summary = Summary::default();
+        let critical = Severity::Critical;
+        for event in [
+            alert("shop", "down", critical, Pending, Notify::No, 10),
+            alert("shop", "down", critical, Firing, Notify::Transition, 20),
+            alert("shop", "down", critical, Firing, Notify::Repeat, 30),
+            alert("shop", "slow", Severity::Warning, Pending, Notify::No, 30),
+            alert("cart", "down", critical, Firing, Notify::Transition, 40),
+            alert("shop", "down", critical, Resolved, Notify::Transition, 50),
+        ] {
+            summary.record(&Event::Alert(event));
+        }
+        let report = summary.report(Duration::from_secs(1), None);
+        let json = serde_json::to_value(&report).unwrap();
+        let alerts = json["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_eq!(alerts[0]["alertname"], "down");
+        assert_eq!(alerts[0]["service"], "shop");
+        assert_eq!(alerts[0]["severity"], "CRITICAL");
+        assert_eq!(alerts[0]["start"], "1970-01-01T00:00:10Z");
+        assert_eq!(alerts[0]["end"], "1970-01-01T00:00:50Z");
+        assert_eq!(alerts[0]["summary"], "down on shop");
+        assert_eq!(alerts[1]["service"], "cart");
+        assert_eq!(alerts[1]["end"], serde_json::Value::Null);
+        let human = report.to_string();
+        assert!(
+            human.contains(
+                "alerts (2)\nstart                end                  severity  service          alert            summary\n\
+                 1970-01-01T00:00:10Z 1970-01-01T00:00:50Z CRITICAL  shop             down             down on shop\n\
+                 1970-01-01T00:00:10Z (still firing)       CRITICAL  cart             down             down on cart\n"
+            ),
+            "{human}"
+        );
+    }
 
     #[test]
     fn counts_lines_per_file_and_matches_per_pattern_and_severity() {

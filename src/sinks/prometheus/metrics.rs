@@ -19,12 +19,14 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use super::alerts::{CurrentAlerts, Listing};
 use crate::base::component::CHANNEL_CAPACITY;
 use crate::base::event::{
-    Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult, Samples, ServiceName,
-    SignalSlice,
+    Alert, AlertState, Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult,
+    Samples, ServiceName, Severity, SignalSlice,
 };
 use crate::base::stats::PipelineStats;
+use crate::sinks::notify::Deliveries;
 
 /// Buckets of the check duration histogram, in seconds: a local probe takes about a
 /// millisecond, a slow one seconds. Each bucket is a series per check, and most of a
@@ -64,6 +66,8 @@ pub struct Metrics {
     anomaly_active: IntGaugeVec,
     anomaly_transitions: IntCounterVec,
     unjudged: IntCounterVec,
+    alerts: IntGaugeVec,
+    alert_transitions: IntCounterVec,
     node_received: IntCounterVec,
     node_sent: IntCounterVec,
     node_queued: IntGaugeVec,
@@ -71,6 +75,8 @@ pub struct Metrics {
     services: HashMap<ServiceName, ServiceHealth>,
     /// The perfdata series each check's last output set, (label, unit).
     perfdata_series: HashMap<CheckKey, Vec<PerfSeries>>,
+    /// The alerts known now, which `aegis_alerts` counts and `/api/alerts` lists.
+    current_alerts: CurrentAlerts,
 }
 
 /// A check: its service and its name.
@@ -395,6 +401,26 @@ impl Metrics {
                     &["service", "signal", "reason"],
                 ),
             ),
+            alerts: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_alerts",
+                        "Alerts now pending or firing, by state and severity.",
+                    ),
+                    &["service", "state", "severity"],
+                ),
+            ),
+            alert_transitions: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_alert_transitions_total",
+                        "Changes of an alert's state, by the state entered (`pending`, `firing`, `resolved`).",
+                    ),
+                    &["service", "alertname", "state"],
+                ),
+            ),
             node_received: family(
                 &r,
                 IntCounterVec::new(
@@ -436,6 +462,7 @@ impl Metrics {
             ),
             services: HashMap::new(),
             perfdata_series: HashMap::new(),
+            current_alerts: CurrentAlerts::default(),
             registry: r,
         };
         #[cfg(target_os = "linux")]
@@ -469,7 +496,36 @@ impl Metrics {
                 let labels = [&*anomaly.service, anomaly.signal.as_str(), to];
                 self.anomaly_transitions.with_label_values(&labels).inc();
             }
-            Event::Alert(_) => {}
+            Event::Alert(alert) => self.record_alert(alert),
+        }
+    }
+
+    /// Adds the notifiers' delivery metrics to those served.
+    pub fn publish(&self, deliveries: &Deliveries) {
+        deliveries
+            .register(&self.registry)
+            .expect("a sink's registry has no delivery metrics of its own");
+    }
+
+    /// The alerts known at `now`, for `/api/alerts`.
+    pub fn alerts(&mut self, now: SystemTime) -> Listing {
+        self.current_alerts.listing(now)
+    }
+
+    fn record_alert(&mut self, alert: &Alert) {
+        let service = &*alert.service;
+        if let Some(state) = self.current_alerts.record(alert) {
+            let labels = [service, &*alert.rule, state.as_str()];
+            self.alert_transitions.with_label_values(&labels).inc();
+        }
+        // Every state and severity of the service, those at 0 included, so that a
+        // series that was 1 goes back to 0 rather than away.
+        for state in [AlertState::Pending, AlertState::Firing] {
+            for severity in Severity::ALL {
+                let count = self.current_alerts.count(service, state, severity);
+                let labels = [service, state.as_str(), severity.as_str()];
+                self.alerts.with_label_values(&labels).set(count as i64);
+            }
         }
     }
 
@@ -883,6 +939,104 @@ mod tests {
         assert_eq!(value("/", "bytes").as_deref(), Some("2097152"));
         assert_eq!(value("inodes", "ratio").as_deref(), Some("0.12"));
         assert_eq!(value("users", "none").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn alerts_are_counted_by_state_and_severity_and_changes_by_the_state_entered() {
+        use crate::base::event::{AlertState::*, Notify};
+        use crate::sinks::testing::alert;
+        let mut metrics = Metrics::new();
+        let deliveries = Deliveries::default();
+        metrics.publish(&deliveries);
+        (deliveries.notifications)
+            .with_label_values(&["am@127.0.0.1:9093", "delivered"])
+            .inc();
+        let (critical, warning) = (Severity::Critical, Severity::Warning);
+        for event in [
+            alert("shop", "slow", warning, Pending, Notify::No, 10),
+            alert("shop", "down", critical, Pending, Notify::No, 10),
+            alert("shop", "down", critical, Firing, Notify::Transition, 20),
+            alert("shop", "down", critical, Firing, Notify::Repeat, 30),
+            alert("cart", "down", critical, Firing, Notify::Restated, 30),
+        ] {
+            metrics.record(&Event::Alert(event));
+        }
+        let text = text(&mut metrics, 40);
+        let series = |name: &str| line(&text, name);
+        let gauge = |service: &str, severity: &str, state: &str| {
+            series(&format!(
+                r#"aegis_alerts{{service="{service}",severity="{severity}",state="{state}"}}"#
+            ))
+        };
+        assert_eq!(gauge("shop", "CRITICAL", "firing"), Some("1"));
+        assert_eq!(gauge("shop", "CRITICAL", "pending"), Some("0"));
+        assert_eq!(gauge("shop", "WARNING", "pending"), Some("1"));
+        assert_eq!(gauge("cart", "CRITICAL", "firing"), Some("1"));
+        let transitions = |service: &str, state: &str| {
+            series(&format!(
+                r#"aegis_alert_transitions_total{{alertname="down",service="{service}",state="{state}"}}"#
+            ))
+        };
+        assert_eq!(transitions("shop", "pending"), Some("1"));
+        assert_eq!(transitions("shop", "firing"), Some("1"));
+        // Restated after a restart: it fired before, and was counted then.
+        assert_eq!(transitions("cart", "firing"), None);
+        assert_eq!(
+            series(r#"aegis_notifications_total{result="delivered",sink="am@127.0.0.1:9093"}"#),
+            Some("1")
+        );
+
+        metrics.record(&Event::Alert(alert(
+            "shop",
+            "down",
+            critical,
+            Resolved,
+            Notify::Transition,
+            50,
+        )));
+        let text = self::text(&mut metrics, 60);
+        assert_eq!(
+            line(
+                &text,
+                r#"aegis_alerts{service="shop",severity="CRITICAL",state="firing"}"#
+            ),
+            Some("0")
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"aegis_alert_transitions_total{alertname="down",service="shop",state="resolved"}"#
+            ),
+            Some("1")
+        );
+        promtool_finds_nothing_to_say(&text);
+    }
+
+    /// promtool, from Debian's prometheus package, finds nothing to say of `metrics`
+    /// (as tests/prometheus.rs checks the daemon's: the alert and delivery metrics
+    /// need alerts, which only this test makes).
+    fn promtool_finds_nothing_to_say(metrics: &str) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs (apt-get install prometheus)");
+        let mut stdin = promtool.stdin.take().expect("piped");
+        stdin
+            .write_all(metrics.as_bytes())
+            .expect("metrics given to promtool");
+        drop(stdin);
+        let checked = promtool.wait_with_output().expect("promtool ends");
+        let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+            + &String::from_utf8_lossy(&checked.stderr);
+        assert!(
+            checked.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
     }
 
     /// Metrics of `services` services with two checks each, every check with a result.

@@ -1,9 +1,12 @@
 //! The `prometheus` sink: serves `/metrics` in the Prometheus text exposition format,
-//! and `/healthz` for Aegis itself.
+//! `/api/alerts` (the alerts pending, firing and lately resolved, as JSON) and
+//! `/healthz` for Aegis itself.
 //!
-//! It takes every kind of event and derives the metrics from them ([`metrics`]); the
-//! HTTP server (hyper, HTTP/1.1) renders them when scraped. It listens on 127.0.0.1
-//! unless told otherwise.
+//! It takes every kind of event and derives the metrics from them ([`metrics`]), and
+//! keeps the current alerts ([`alerts`]); the HTTP server (hyper, HTTP/1.1) renders
+//! them when asked. The notifiers' delivery metrics
+//! ([`Deliveries`](crate::sinks::notify::Deliveries)) are served with the rest. It
+//! listens on 127.0.0.1 unless told otherwise; everything it serves is read-only.
 //!
 //! The server keeps answering scrapes while other clients misbehave. It serves up to
 //! [`MAX_CONNECTIONS`] connections at once (fewer under a low limit on open files), a
@@ -24,6 +27,7 @@
 //!     path: /metrics              # default
 //! ```
 
+pub mod alerts;
 pub mod metrics;
 
 use std::convert::Infallible;
@@ -49,6 +53,7 @@ use crate::base::event::{EventKind, ServiceName};
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
 use crate::base::stats::StatsHandle;
+use crate::sinks::notify::Deliveries;
 
 /// Configuration of a `prometheus` sink.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -103,14 +108,21 @@ pub struct MetricsPath(String);
 impl<'de> Deserialize<'de> for MetricsPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let path = String::deserialize(deserializer)?;
-        if !path.starts_with('/') || path == "/healthz" || path.contains(['?', '#', ' ']) {
+        let taken = [HEALTH_PATH, ALERTS_PATH].contains(&path.as_str());
+        if !path.starts_with('/') || taken || path.contains(['?', '#', ' ']) {
             return Err(serde::de::Error::custom(format!(
-                "invalid path `{path}`; expected a path such as `/metrics` (not `/healthz`, which Aegis serves for itself)"
+                "invalid path `{path}`; expected a path such as `/metrics` (not `{HEALTH_PATH}` or `{ALERTS_PATH}`, which Aegis serves for itself)"
             )));
         }
         Ok(MetricsPath(path))
     }
 }
+
+/// Where Aegis says it is alive.
+const HEALTH_PATH: &str = "/healthz";
+
+/// Where the current alerts are listed.
+const ALERTS_PATH: &str = "/api/alerts";
 
 impl ComponentType for PrometheusConfig {
     const NAME: &'static str = "prometheus";
@@ -123,7 +135,8 @@ impl ComponentType for PrometheusConfig {
     }
 
     /// A service is reported up or down once all the checks that feed the sink
-    /// (`cx.checks`) have reported; the pipeline's own counts come from `cx.stats`.
+    /// (`cx.checks`) have reported; the pipeline's own counts come from `cx.stats`,
+    /// the notifiers' from the pipeline's shared [`Deliveries`].
     fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Sink>> {
         Some(Box::new(Prometheus {
             listen: self.listen.0,
@@ -132,6 +145,7 @@ impl ComponentType for PrometheusConfig {
                 .map(|(service, check)| ((*service).into(), (*check).into()))
                 .collect(),
             stats: cx.stats.clone(),
+            deliveries: cx.shared.get::<Deliveries>(),
         }))
     }
 }
@@ -178,6 +192,8 @@ pub struct Prometheus {
     checks: Vec<(ServiceName, Arc<str>)>,
     /// The pipeline's counts, published with the events'.
     stats: StatsHandle,
+    /// The notifiers' delivery metrics, published too.
+    deliveries: Arc<Deliveries>,
 }
 
 impl Sink for Prometheus {
@@ -194,7 +210,9 @@ impl Sink for Prometheus {
             let address = listener.local_addr().unwrap_or(self.listen);
             let connections = connection_limit();
             tracing::info!(%address, path = %self.path, connections, "Serving metrics.");
-            let metrics = Arc::new(Mutex::new(Metrics::expecting(&self.checks)));
+            let metrics = Metrics::expecting(&self.checks);
+            metrics.publish(&self.deliveries);
+            let metrics = Arc::new(Mutex::new(metrics));
             let pages = Arc::new(Pages::new(Arc::clone(&metrics), self.stats));
             let server = tokio::spawn(serve(listener, connections, pages, self.path));
             while let Some(batch) = input.recv().await {
@@ -268,6 +286,19 @@ impl Pages {
         });
         *last = (Some(Instant::now()), page.clone());
         page
+    }
+}
+
+impl Pages {
+    /// The current alerts as JSON: listed under the metrics' lock (the alerts are
+    /// few: the configuration bounds them), encoded without it.
+    fn alerts(&self) -> Bytes {
+        let listing = self
+            .metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .alerts(SystemTime::now());
+        listing.to_json().into()
     }
 }
 
@@ -357,8 +388,9 @@ async fn answer<B>(
         response
     };
     const TEXT: &str = "text/plain; charset=utf-8";
-    let response = match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, requested) if requested == path => {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let response = match request.uri().path() {
+        requested if requested == path && read => {
             let page = pages.page().await;
             reply(
                 StatusCode::OK,
@@ -366,9 +398,15 @@ async fn answer<B>(
                 page,
             )
         }
-        (&Method::GET | &Method::HEAD, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n".into()),
-        (_, requested) if requested == path || requested == "/healthz" => {
-            reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into())
+        ALERTS_PATH if read => reply(StatusCode::OK, "application/json", pages.alerts()),
+        HEALTH_PATH if read => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        requested if [path, ALERTS_PATH, HEALTH_PATH].contains(&requested) => {
+            let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
+            response.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            response
         }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
     };
@@ -387,6 +425,65 @@ mod tests {
     /// Whether `page` is none of `pages` (the same bytes, not equal ones).
     fn new(page: &Bytes, pages: &[Bytes]) -> bool {
         pages.iter().all(|other| other.as_ptr() != page.as_ptr())
+    }
+
+    #[tokio::test]
+    async fn the_current_alerts_are_listed_as_json_read_only() {
+        use crate::base::event::{AlertState, Event, Notify, Severity};
+        use crate::sinks::testing::alert;
+        use http_body_util::BodyExt;
+        let mut metrics = Metrics::expecting(&[]);
+        let firing = alert(
+            "shop",
+            "down",
+            Severity::Critical,
+            AlertState::Firing,
+            Notify::Transition,
+            // Made now: listed whatever the clock says (a resolve would be listed for
+            // a while only).
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        );
+        metrics.record(&Event::Alert(firing.clone()));
+        let pages = Pages::new(Arc::new(Mutex::new(metrics)), StatsHandle::default());
+        let ask = async |method: Method, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap();
+            let response = answer(&request, &pages, "/metrics").await.unwrap();
+            let (head, body) = response.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            (head, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let (head, body) = ask(Method::GET, "/api/alerts").await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(
+            head.headers[hyper::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let listed = &json["alerts"][0];
+        assert_eq!(listed["fingerprint"], firing.fingerprint.to_string());
+        assert_eq!(listed["state"], "firing");
+        assert_eq!(listed["labels"]["alertname"], "down");
+        assert_eq!(json["alerts"].as_array().unwrap().len(), 1);
+
+        for method in [Method::POST, Method::DELETE, Method::PUT] {
+            let (head, _) = ask(method, "/api/alerts").await;
+            assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(head.headers[hyper::header::ALLOW], "GET, HEAD");
+        }
+        let (head, body) = ask(Method::GET, "/metrics").await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert!(body.contains("aegis_alerts{"), "{body}");
+        assert_eq!(
+            ask(Method::GET, "/api/other").await.0.status,
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[tokio::test]
