@@ -10,9 +10,9 @@ pub mod console;
 pub mod notify;
 pub mod prometheus;
 pub mod summary;
-pub mod webhook;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod webhook;
 
 use self::alertmanager::AlertmanagerConfig;
 use self::console::ConsoleConfig;
