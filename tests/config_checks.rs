@@ -228,3 +228,96 @@ sinks:
         "paths are kept as written: {expanded}"
     );
 }
+
+/// `alerting:` becomes one alert stage fed by every check, pattern stage and the
+/// anomaly stage, and a webhook sink per receiver sharing the section's `state_dir`;
+/// a fallback must name another receiver, and a secret is printed as written.
+#[test]
+fn the_alerting_section_expands_into_a_stage_and_its_receivers() {
+    let scene = Scene::new();
+    let yaml = |fallback: &str| {
+        format!(
+            "\
+services:
+  - name: shop
+    health_checks:
+      - {{name: health, type: tcp, address: '127.0.0.1:9', interval: 10s}}
+logs:
+  files:
+    - service: shop
+      path: app.log
+  patterns:
+    - {{name: oom, pattern: 'out of memory', severity: critical}}
+alerting:
+  state_dir: state
+  repeat_interval: 1h
+  webhooks:
+    - name: ops
+      url: http://127.0.0.1:9/alerts
+      hmac_secret: \"${{AEGIS_TEST_ALERTING_SECRET}}\"
+      fallback: {fallback}
+    - name: pager
+      url: http://127.0.0.1:9/page
+  alertmanager:
+    urls: [http://127.0.0.1:9093]
+"
+        )
+    };
+    let wrong = scene.config(&yaml("pagr"));
+    let output = aegis()
+        .arg("validate")
+        .arg(&wrong)
+        .env("AEGIS_TEST_ALERTING_SECRET", "hunter2-alerting")
+        .output()
+        .expect("aegis runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(":18:17: alerting.webhooks[0].fallback: fallback `pagr` is not another receiver of `alerting.webhooks`; expected one of `pager` (did you mean `pager`?)"),
+        "{stderr}"
+    );
+
+    let config = scene.config(&yaml("pager"));
+    let output = aegis()
+        .args(["config", "expand"])
+        .arg(&config)
+        .env("AEGIS_TEST_ALERTING_SECRET", "hunter2-alerting")
+        .output()
+        .expect("aegis runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    let expanded: serde_norway::Value = serde_norway::from_str(&stdout).expect("YAML");
+    let alerting = &expanded["stages"]["alerting"];
+    assert_eq!(alerting["type"], "alert", "{expanded:?}");
+    let inputs: Vec<&str> = (alerting["inputs"].as_sequence().expect("inputs").iter())
+        .map(|id| id.as_str().expect("an id"))
+        .collect();
+    assert_eq!(inputs, ["shop.log_patterns.0", "shop.health"]);
+    for receiver in ["ops", "pager"] {
+        let sink = &expanded["sinks"][format!("webhook.{receiver}").as_str()];
+        assert_eq!(sink["type"], "webhook", "{expanded:?}");
+        assert_eq!(sink["state_dir"], "state");
+        assert_eq!(sink["inputs"], serde_norway::Value::from(vec!["alerting"]));
+    }
+    assert_eq!(
+        expanded["sinks"]["webhook.ops"]["hmac_secret"],
+        "${AEGIS_TEST_ALERTING_SECRET}"
+    );
+    assert_eq!(expanded["sinks"]["alertmanager"]["type"], "alertmanager");
+    let console = &expanded["sinks"]["console"]["inputs"];
+    assert!(
+        console
+            .as_sequence()
+            .expect("inputs")
+            .iter()
+            .any(|id| id == "alerting"),
+        "{console:?}"
+    );
+}

@@ -33,9 +33,9 @@
 //! one: those of its first service are merged, those of another service add nothing,
 //! each with a warning. With no sink configured, all matches and check results go to a
 //! `console` sink. The `prometheus` section adds a `prometheus` sink fed by every
-//! source and stage. Sections this version does not run yet (`anomaly_detection`,
-//! `alerting`) are accepted and reported as not active, so a seed configuration loads
-//! unchanged.
+//! source and stage. `anomaly_detection` becomes one `anomaly` stage; `alerting` one
+//! `alert` stage fed by every check, pattern stage and the anomaly stage, a `webhook`
+//! sink per receiver and an `alertmanager` sink.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -64,6 +64,7 @@ use crate::sources::probe::http::HttpProbeConfig;
 use crate::sources::probe::script::ScriptProbeConfig;
 use crate::sources::probe::tcp::TcpProbeConfig;
 use crate::stages::StageConfig;
+use crate::stages::alert::AlertConfig;
 use crate::stages::anomaly::{AnomalyConfig, SignalConfig};
 use crate::stages::log_fields::LogFieldsConfig;
 use crate::stages::log_patterns::{LogPatternsConfig, PatternConfig, decode_patterns};
@@ -153,7 +154,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
             "logs" => expand_logs(value, &path, diag, &mut config, &mut known),
             "services" => expand_services(value, &path, diag, &mut config, &mut known),
             "anomaly_detection" => expand_anomaly(value, &path, diag, &mut config, &known),
-            "alerting" => not_active(diag, &path, "alerting arrives with the alert stage"),
+            "alerting" => expand_alerting(value, &path, diag, &mut config),
             _ => metrics = decode_prometheus(value, &path, diag),
         }
     }
@@ -164,6 +165,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         EventKind::PatternErrors,
         EventKind::Anomaly,
         EventKind::ProbeResult,
+        EventKind::Alert,
     ]);
     if !shown.is_empty() {
         config.sinks.push(NodeConfig {
@@ -224,13 +226,6 @@ fn decode_prometheus(
         };
         (config, path.clone())
     })
-}
-
-fn not_active(diag: &mut Diagnostics, path: &KeyPath, why: &str) {
-    diag.warn(
-        path,
-        format!("accepted but not active in this version ({why}); its contents are not checked"),
-    );
 }
 
 /// One entry of `services`.
@@ -709,4 +704,140 @@ fn unknown_service(service: &str, at: &KeyPath, known: &Known, diag: &mut Diagno
 fn same_pattern(a: &PatternConfig, b: &PatternConfig) -> bool {
     (&a.name, &a.pattern, a.severity, &a.description)
         == (&b.name, &b.pattern, b.severity, &b.description)
+}
+
+/// The id of the `alert` stage the `alerting:` section becomes.
+const ALERT_STAGE: &str = "alerting";
+
+/// The `alerting:` section: the alert stage's keys (`state_dir`, `repeat_interval`,
+/// `rules`, ...), plus `enabled`, `webhooks` (a `webhook` sink each, sharing the
+/// section's `state_dir`) and `alertmanager` (an `alertmanager` sink). Everything is
+/// decoded and checked even when `enabled: false`, so that turning it on holds no
+/// surprise.
+fn expand_alerting(
+    value: &Value,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+    config: &mut PipelineConfig,
+) {
+    let Some(mut options) = diag.decode::<Mapping>(value, path) else {
+        return;
+    };
+    let enabled = match options.remove("enabled") {
+        None => true,
+        Some(value) => diag
+            .decode::<bool>(&value, &path.key("enabled"))
+            .unwrap_or(true),
+    };
+    let webhooks = options.remove("webhooks");
+    let alertmanager = options.remove("alertmanager");
+    let state_dir = options.get("state_dir").cloned();
+    let stage = StageConfig::decode(AlertConfig::NAME, &Value::Mapping(options), path, diag);
+    let mut sinks = Vec::new();
+    if let Some(webhooks) = webhooks {
+        expand_webhooks(
+            &webhooks,
+            &path.key("webhooks"),
+            state_dir.as_ref(),
+            diag,
+            &mut sinks,
+        );
+    }
+    if let Some(alertmanager) = alertmanager {
+        let at = path.key("alertmanager");
+        if let Some(sink) = SinkConfig::decode("alertmanager", &alertmanager, &at, diag) {
+            sinks.push(("alertmanager".to_owned(), sink, at));
+        }
+    }
+    let Some(stage) = stage else {
+        return;
+    };
+    if !enabled {
+        return;
+    }
+    let inputs = config.ids_emitting(&[
+        EventKind::ProbeResult,
+        EventKind::LogMatch,
+        EventKind::Anomaly,
+    ]);
+    if inputs.is_empty() {
+        diag.warn(
+            path,
+            "nothing to alert on: no health checks, log patterns or anomaly detection feed the alerts",
+        );
+        return;
+    }
+    if sinks.is_empty() {
+        diag.warn(
+            path,
+            "no `webhooks` or `alertmanager`: alerts are shown on the console and on /metrics and /api/alerts only",
+        );
+    }
+    config.stages.push(NodeConfig {
+        id: ALERT_STAGE.into(),
+        inputs,
+        config: stage,
+        path: path.clone(),
+        implicit: false,
+    });
+    for (id, sink, at) in sinks {
+        config.sinks.push(NodeConfig {
+            id,
+            inputs: vec![ALERT_STAGE.into()],
+            config: sink,
+            path: at,
+            implicit: false,
+        });
+    }
+}
+
+/// `alerting.webhooks`: a `webhook` sink per entry (id `webhook.NAME`), each keeping its
+/// ledger in the section's `state_dir` unless it names its own; a `fallback` must name
+/// another entry.
+fn expand_webhooks(
+    value: &Value,
+    path: &KeyPath,
+    state_dir: Option<&Value>,
+    diag: &mut Diagnostics,
+    sinks: &mut Vec<(String, SinkConfig, KeyPath)>,
+) {
+    let Some(entries) = diag.decode::<Vec<Value>>(value, path) else {
+        return;
+    };
+    let text =
+        |entry: &Value, key: &str| (entry.get(key).and_then(Value::as_str)).map(str::to_owned);
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| text(entry, "name"))
+        .collect();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = path.index(i);
+        let mut entry = entry.clone();
+        if let (Some(dir), Value::Mapping(options)) = (state_dir, &mut entry) {
+            options
+                .entry("state_dir".into())
+                .or_insert_with(|| dir.clone());
+        }
+        if let (Some(fallback), Some(name)) = (text(&entry, "fallback"), text(&entry, "name")) {
+            let others = names
+                .iter()
+                .map(String::as_str)
+                .filter(|other| *other != name);
+            if !others.clone().any(|other| other == fallback) {
+                let mut message = format!(
+                    "fallback `{fallback}` is not another receiver of `alerting.webhooks`; expected one of {}",
+                    list(&others.clone().collect::<Vec<_>>())
+                );
+                if let Some(close) = closest(&fallback, others) {
+                    message.push_str(&format!(" (did you mean `{close}`?)"));
+                }
+                diag.error(&at.key("fallback"), message);
+            }
+        }
+        let Some(sink) = SinkConfig::decode("webhook", &entry, &at, diag) else {
+            continue;
+        };
+        let name = text(&entry, "name").unwrap_or_default();
+        sinks.push((format!("webhook.{name}"), sink, at));
+    }
 }
