@@ -1,6 +1,7 @@
 //! Integration tests: the real `aegis` binary on real files, in temporary folders.
 //! One binary (see `autotests = false` in Cargo.toml), one module per area.
 
+mod alerting;
 mod anomaly;
 mod cli;
 mod config_checks;
@@ -15,4 +16,4 @@ mod prometheus;
 mod servers;
 mod tail;
 mod util;
-mod webhook;
+pub mod webhook;

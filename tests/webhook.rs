@@ -14,24 +14,31 @@ use sha2::Sha256;
 use crate::util::{PATIENCE, example, repo};
 
 /// The running example, killed when dropped, its standard output read line by line.
-struct WebhookServer {
+pub struct WebhookServer {
     child: Child,
-    url: String,
+    pub url: String,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl WebhookServer {
     fn start(args: &[&str], secret: &str) -> WebhookServer {
-        let mut child = Command::new(example("webhook-server"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--secret-env",
-                "AEGIS_TEST_EXAMPLE_SECRET",
-            ])
+        let mut command = Command::new(example("webhook-server"));
+        command
+            .args(["--secret-env", "AEGIS_TEST_EXAMPLE_SECRET"])
             .args(args)
-            .env("AEGIS_TEST_EXAMPLE_SECRET", secret)
+            .env("AEGIS_TEST_EXAMPLE_SECRET", secret);
+        WebhookServer::spawn(command, "127.0.0.1:0")
+    }
+
+    /// The example on `listen`, checking no signature.
+    pub fn unsigned(listen: &str) -> WebhookServer {
+        WebhookServer::spawn(Command::new(example("webhook-server")), listen)
+    }
+
+    fn spawn(mut command: Command, listen: &str) -> WebhookServer {
+        let mut child = command
+            .args(["--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -56,13 +63,31 @@ impl WebhookServer {
     }
 
     /// Reads output until a line is `line`, and returns all read so far.
-    fn wait_line(&mut self, line: &str) -> &[String] {
+    pub fn wait_line(&mut self, line: &str) -> &[String] {
+        self.wait_for(|seen| seen.iter().any(|seen| seen == line), line)
+    }
+
+    /// Reads output until `count` acknowledgements of notifications with `status`
+    /// (`firing`, `resolved`) were printed.
+    pub fn wait_acks(&mut self, status: &str, count: usize) {
+        let what = format!("{count} acknowledged `{status}`");
+        self.wait_for(|seen| acks(seen, status) >= count, &what);
+    }
+
+    /// The acknowledgements of notifications with `status` printed so far, reading what
+    /// has been printed without waiting.
+    pub fn acks(&mut self, status: &str) -> usize {
+        self.seen.extend(self.lines.try_iter());
+        acks(&self.seen, status)
+    }
+
+    fn wait_for(&mut self, done: impl Fn(&[String]) -> bool, what: &str) -> &[String] {
         let deadline = Instant::now() + PATIENCE;
-        while !self.seen.iter().any(|seen| seen == line) {
+        while !done(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(read) => self.seen.push(read),
-                Err(_) => panic!("no line `{line}` in:\n{}", self.seen.join("\n")),
+                Err(_) => panic!("no {what} in:\n{}", self.seen.join("\n")),
             }
         }
         &self.seen
@@ -74,6 +99,13 @@ impl Drop for WebhookServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn acks(seen: &[String], status: &str) -> usize {
+    let needle = format!(" status={status} ");
+    (seen.iter())
+        .filter(|line| line.starts_with("ack ") && line.contains(&needle))
+        .count()
 }
 
 fn signature(secret: &str, body: &[u8]) -> String {
