@@ -10,7 +10,8 @@
 //!
 //! A post that fails and may succeed later (no reply, `408`, `429`, `5xx`) puts its
 //! alerts back and is tried again after a backoff that starts at
-//! [`FIRST_RETRY_DELAY`] and grows to the resend interval; one refused for good (`4xx`)
+//! [`FIRST_RETRY_DELAY`] and grows to the resend interval (or after the reply's
+//! `Retry-After`, if longer, up to five minutes); one refused for good (`4xx`)
 //! is counted as failed and dropped (the next re-send of the table tries again).
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::base::event::{Fingerprint, LabelSet};
 use crate::base::retry::{Jitter, RetryPolicy};
 use crate::http_client::{HttpSender, Payload, SendError};
 use crate::sinks::notify::Deliveries;
+use crate::sinks::notify::delivery::asked_wait;
 
 /// Alerts per post, at most: a few hundred kilobytes at worst, which Alertmanager
 /// takes in one request (Prometheus posts at most 256).
@@ -214,7 +216,9 @@ impl Delivery {
                             tracing::warn!(alertmanager = %self.name, error = %err, "Cannot post alerts to Alertmanager; retrying.");
                             failing = true;
                         }
-                        let delay = delays.next().unwrap_or(self.retry.max_delay);
+                        // A `429` or `503` may say how long to wait: never less.
+                        let delay =
+                            (delays.next().unwrap_or(self.retry.max_delay)).max(asked_wait(&err));
                         tokio::select! {
                             // Stopping while this Alertmanager fails: no last try,
                             // it would most likely fail too.

@@ -26,6 +26,18 @@ use crate::http_client::{Reply, SendError};
 /// not hold alerts back for an hour.
 pub const RETRY_AFTER_LIMIT: Duration = Duration::from_secs(5 * 60);
 
+/// How long a refusal asked the sender to wait (its `Retry-After`, up to
+/// [`RETRY_AFTER_LIMIT`]); zero when it asked nothing.
+pub fn asked_wait(error: &SendError) -> Duration {
+    match error {
+        SendError::Status {
+            retry_after: Some(asked),
+            ..
+        } => (*asked).min(RETRY_AFTER_LIMIT),
+        _ => Duration::ZERO,
+    }
+}
+
 /// How a delivery ended.
 #[derive(Debug)]
 pub enum Delivery {
@@ -125,13 +137,7 @@ impl Receiver {
                 tracing::debug!(receiver = %self.name, attempts, error = %error, "Notification attempt failed; it will be tried again.");
                 delays.next().unwrap_or(self.policy.max_delay)
             };
-            let asked = match &error {
-                SendError::Status {
-                    retry_after: Some(asked),
-                    ..
-                } => (*asked).min(RETRY_AFTER_LIMIT),
-                _ => Duration::ZERO,
-            };
+            let asked = asked_wait(&error);
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return Delivery::Stopped,

@@ -356,6 +356,19 @@ async fn every_transition_arrives_once_in_order_through_refusals_errors_hangs_an
         flaky.acks().len() == 5
     })
     .await;
+    // The sink counts a delivery, then its latency, once the reply is back: after the
+    // receiver noted it.
+    until("the deliveries counted", || {
+        let deliveries = shared.get::<Deliveries>();
+        let counted = |sink: &str| {
+            deliveries
+                .latency
+                .with_label_values(&[sink])
+                .get_sample_count()
+        };
+        counted("flaky") == 5 && counted("healthy") == 5
+    })
+    .await;
 
     // The healthy receiver had each within moments, while the other struggled for
     // more than the second its 429 asked for.
@@ -438,13 +451,16 @@ async fn a_refusal_is_not_retried_and_is_counted_failed_and_a_fallback_takes_wha
     assert_eq!(requests.len(), 2, "one attempt for X, refused; one for Y");
     assert_eq!(requests[0].status, 400);
     assert_eq!(refusing.told()[0].0, "Y");
+    until("Y counted", || count(&shared, "strict", "delivered") == 1).await;
     assert_eq!(count(&shared, "strict", "failed"), 1);
     assert_eq!(count(&shared, "strict", "retried"), 0);
-    assert_eq!(count(&shared, "strict", "delivered"), 1);
 
     // Three refused connections, and the fallback gets it, under its own name.
     primary.send(vec![firing("Z", start(3))]).await;
-    until("the fallback", || pager.acks().len() == 1).await;
+    until("the fallback", || {
+        pager.acks().len() == 1 && count(&shared, "pager", "delivered") == 1
+    })
+    .await;
     let payload = pager.acks()[0].json();
     assert_eq!(payload["receiver"], "pager");
     assert_eq!(payload["alerts"][0]["labels"]["alertname"], "Z");
