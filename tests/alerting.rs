@@ -1,6 +1,7 @@
 //! Alerting on the real binary: a check goes down, an alert fires and reaches a real
 //! receiver (the example `webhook-server`), and a `SIGKILL` at the worst moments
-//! neither repeats what the receiver was told nor loses what it was not.
+//! neither repeats what the receiver was told nor loses what it was not. Notifications
+//! are counted by idempotency key, as a receiver that drops repeats counts them.
 
 use std::path::Path;
 
