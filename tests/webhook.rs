@@ -126,7 +126,7 @@ fn signature(secret: &str, body: &[u8]) -> String {
 fn the_example_receiver_prints_checks_signatures_and_fails_as_told() {
     let secret = "example-s3cret";
     let mut server = WebhookServer::start(&["--fail", "refuse,500,429,400"], secret);
-    let body = std::fs::read(repo().join("../shared/samples/alertmanager_webhook_firing.json"))
+    let body = std::fs::read(repo().join("tests/fixtures/alertmanager_webhook_firing.json"))
         .expect("the Alertmanager sample");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

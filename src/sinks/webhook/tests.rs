@@ -488,7 +488,7 @@ fn shape(value: &Json) -> Json {
 
 fn sample(name: &str) -> Json {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/samples")
+        .join("tests/fixtures")
         .join(name);
     serde_json::from_slice(&std::fs::read(&path).expect("the Alertmanager sample")).unwrap()
 }
@@ -503,7 +503,7 @@ async fn the_payload_is_alertmanagers_key_for_key_type_for_type() {
         "    external_url: http://127.0.0.1:19093/\n",
     );
     let sink = Running::start(&yaml, "aegis-webhook", &shared);
-    // The alerts of ../shared/samples/alertmanager_webhook_firing.json, as Aegis
+    // The alerts of tests/fixtures/alertmanager_webhook_firing.json, as Aegis
     // would raise them; one batch, so they wait together and go in one notification.
     let started = UNIX_EPOCH + Duration::from_millis(1_795_888_995_935);
     let ended = UNIX_EPOCH + Duration::from_millis(1_795_888_997_178);
