@@ -31,6 +31,8 @@ alerting:
       url: {url}
       timeout: 1s
       retry: {{max_attempts: 2, initial_delay: 50ms, max_delay: 200ms}}
+      headers: {{Authorization: \"Bearer ${{AEGIS_TEST_ALERT_TOKEN}}\"}}
+      hmac_secret: \"${{AEGIS_TEST_ALERT_SECRET}}\"
 ",
         flag = flag.display()
     ));
@@ -43,6 +45,28 @@ fn ticks(aegis: &mut Running, count: usize) {
     let results = |line: &str| line.contains("\"event\":\"probe_result\"");
     let seen = aegis.out.iter().filter(|line| results(line)).count();
     aegis.wait_out_lines("check results", seen + count, results);
+}
+
+/// The secrets the receiver's configuration names, as the environment gives them.
+const SECRETS: [(&str, &str); 2] = [
+    ("AEGIS_TEST_ALERT_TOKEN", "t0ken-never-shown"),
+    ("AEGIS_TEST_ALERT_SECRET", "s3cret-never-shown"),
+];
+
+fn run(scene: &Scene) -> Running {
+    scene
+        .run_with(&SECRETS)
+        .arg(scene.path("config.yaml"))
+        .start()
+}
+
+/// Stops Aegis and checks that no secret was ever printed or logged.
+fn stop(mut aegis: Running) {
+    aegis.terminate();
+    for (_, secret) in SECRETS {
+        let shown = (aegis.out.iter().chain(&aegis.err)).find(|line| line.contains(secret));
+        assert_eq!(shown, None, "a secret was shown");
+    }
 }
 
 fn kill(mut aegis: Running) {
@@ -58,11 +82,11 @@ fn up(flag: &Path) {
 fn a_kill_while_firing_neither_repeats_the_firing_nor_loses_the_resolve() {
     let mut receiver = WebhookServer::unsigned("127.0.0.1:0");
     let (scene, flag) = scene(&receiver.url);
-    let mut aegis = scene.run(&[]);
+    let mut aegis = run(&scene);
     receiver.wait_acks("firing", 1);
     kill(aegis);
 
-    aegis = scene.run(&[]);
+    aegis = run(&scene);
     aegis.wait_out("the firing alert restated", |out| {
         out.iter()
             .any(|line| line.contains("\"notify\":\"restated\""))
@@ -75,7 +99,7 @@ fn a_kill_while_firing_neither_repeats_the_firing_nor_loses_the_resolve() {
     ticks(&mut aegis, 10);
     assert_eq!(receiver.acks("resolved"), 1);
     assert_eq!(receiver.acks("firing"), 1);
-    aegis.terminate();
+    stop(aegis);
 }
 
 #[test]
@@ -83,13 +107,13 @@ fn what_a_dead_receiver_missed_before_a_kill_is_delivered_after_the_restart() {
     let closed = ClosedPort::new();
     let address = closed.addr.to_string();
     let (scene, flag) = scene(&format!("http://{address}/alerts"));
-    let mut aegis = scene.run(&[]);
+    let mut aegis = run(&scene);
     aegis.wait_err("Receiver is failing", 1);
     kill(aegis);
 
     drop(closed);
     let mut receiver = WebhookServer::unsigned(&address);
-    aegis = scene.run(&[]);
+    aegis = run(&scene);
     receiver.wait_acks("firing", 1);
     ticks(&mut aegis, 10);
     assert_eq!(receiver.acks("firing"), 1);
@@ -98,5 +122,5 @@ fn what_a_dead_receiver_missed_before_a_kill_is_delivered_after_the_restart() {
     receiver.wait_acks("resolved", 1);
     ticks(&mut aegis, 10);
     assert_eq!((receiver.acks("firing"), receiver.acks("resolved")), (1, 1));
-    aegis.terminate();
+    stop(aegis);
 }

@@ -75,9 +75,18 @@ impl Scene {
 
     /// Starts `aegis run` on this scene's configuration.
     pub fn run(&self, extra: &[&str]) -> Running {
+        self.run_with(&[])
+            .args(extra.iter().copied())
+            .arg(self.path("config.yaml"))
+            .start()
+    }
+
+    /// `aegis run` with the environment variables `env` (secrets a configuration
+    /// names as `${NAME}`), to be given its arguments and started.
+    pub fn run_with(&self, env: &[(&str, &str)]) -> Starting {
         let mut command = aegis();
-        command.arg("run").args(extra).arg(self.path("config.yaml"));
-        Running::start(command)
+        command.arg("run").envs(env.iter().copied());
+        Starting(command)
     }
 
     /// Starts `aegis run ARGS… config.yaml` from the scene's folder, the configuration
@@ -90,6 +99,25 @@ impl Scene {
             .args(args)
             .arg("config.yaml");
         Running::start(command)
+    }
+}
+
+/// An `aegis run` command being put together.
+pub struct Starting(Command);
+
+impl Starting {
+    pub fn args<'a>(mut self, args: impl IntoIterator<Item = &'a str>) -> Starting {
+        self.0.args(args);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Starting {
+        self.0.arg(arg);
+        self
+    }
+
+    pub fn start(self) -> Running {
+        Running::start(self.0)
     }
 }
 
