@@ -598,15 +598,7 @@ fn expand_anomaly(
     let Some(mut options) = diag.decode::<Mapping>(value, path) else {
         return;
     };
-    // A wrong `enabled` is reported (in the words of the other sections' `enabled`),
-    // and the rest is still decoded and checked as if it were left out, so that every
-    // error of the section shows at once.
-    let enabled = match options.remove("enabled") {
-        None => true,
-        Some(value) => diag
-            .decode::<bool>(&value, &path.key("enabled"))
-            .unwrap_or(true),
-    };
+    let enabled = take_enabled(&mut options, path, diag);
     let Some(StageConfig::Anomaly(mut anomaly)) =
         StageConfig::decode(AnomalyConfig::NAME, &Value::Mapping(options), path, diag)
     else {
@@ -706,6 +698,19 @@ fn same_pattern(a: &PatternConfig, b: &PatternConfig) -> bool {
         == (&b.name, &b.pattern, b.severity, &b.description)
 }
 
+/// Takes a section's `enabled` out of its options (default `true`). A wrong value is
+/// reported, in the words of the other sections' `enabled`, and the rest is still
+/// decoded and checked as if it were left out, so that every error of the section
+/// shows at once.
+fn take_enabled(options: &mut Mapping, path: &KeyPath, diag: &mut Diagnostics) -> bool {
+    match options.remove("enabled") {
+        None => true,
+        Some(value) => diag
+            .decode::<bool>(&value, &path.key("enabled"))
+            .unwrap_or(true),
+    }
+}
+
 /// The id of the `alert` stage the `alerting:` section becomes.
 const ALERT_STAGE: &str = "alerting";
 
@@ -723,12 +728,7 @@ fn expand_alerting(
     let Some(mut options) = diag.decode::<Mapping>(value, path) else {
         return;
     };
-    let enabled = match options.remove("enabled") {
-        None => true,
-        Some(value) => diag
-            .decode::<bool>(&value, &path.key("enabled"))
-            .unwrap_or(true),
-    };
+    let enabled = take_enabled(&mut options, path, diag);
     let webhooks = options.remove("webhooks");
     let alertmanager = options.remove("alertmanager");
     let state_dir = options.get("state_dir").cloned();
