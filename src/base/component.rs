@@ -40,6 +40,11 @@ pub trait Stage: Send {
     /// Handles one event that arrived at `now`, appending what it emits to `out`.
     fn on_event(&mut self, event: &Event, now: SystemTime, out: &mut Vec<Event>);
 
+    /// Called once the events of a batch have each been handled: for work worth doing
+    /// once a batch rather than once an event (the alert stage saves its state here, so
+    /// a burst of a thousand alerts is one snapshot, not a thousand).
+    fn on_batch_end(&mut self, _now: SystemTime) {}
+
     /// Called every [`Stage::tick_interval`], for work driven by time alone.
     fn on_tick(&mut self, _now: SystemTime, _out: &mut Vec<Event>) {}
 

@@ -167,6 +167,7 @@ async fn run_stage(
                 for event in batch.iter() {
                     stage.on_event(event, now, &mut emitted);
                 }
+                stage.on_batch_end(now);
             }
             // Never ready for a stage without ticks.
             _ = next_tick(&mut ticks) => stage.on_tick(SystemTime::now(), &mut emitted),

@@ -579,6 +579,9 @@ impl Stage for AlertStage {
             }
             _ => {}
         }
+    }
+
+    fn on_batch_end(&mut self, _now: SystemTime) {
         self.save();
     }
 

@@ -79,6 +79,7 @@ impl Drive {
     fn event(&mut self, event: Event, seconds: u64) -> Vec<Alert> {
         let mut out = Vec::new();
         self.stage.on_event(&event, at(seconds), &mut out);
+        self.stage.on_batch_end(at(seconds));
         alerts(out)
     }
 
@@ -661,6 +662,7 @@ fn relative_state_dirs_start_at_the_configuration_folder() {
         at(0),
         &mut out,
     );
+    stage.on_batch_end(at(0));
     drop(stage);
     assert!(dir.path().join("state/alerts.json").exists());
 }
