@@ -14,6 +14,7 @@ use aegis::pipeline::graph::BuildOptions;
 use aegis::pipeline::load::{LoadError, Loaded, load as load_config};
 use aegis::pipeline::runtime;
 use aegis::sinks::summary::{Summary, SummarySink};
+use aegis::sources::SourceConfig;
 use aegis::stages::StageConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -105,7 +106,8 @@ fn main() -> ExitCode {
 }
 
 /// How long a shutdown may take, from the signal: the tails' final drain, then a
-/// moment for stages and sinks to finish what it read.
+/// moment for stages and sinks to finish what it read. Supervised processes may take
+/// longer: their `stop_timeout` and the same moment after it.
 const SHUTDOWN_LIMIT: std::time::Duration =
     aegis::sources::log_tail::FINAL_DRAIN.saturating_add(std::time::Duration::from_secs(5));
 
@@ -226,6 +228,14 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let longest_stop = (loaded.pipeline.sources.iter())
+            .filter_map(|source| match &source.config {
+                SourceConfig::Supervisor(supervisor) => Some(supervisor.stop_timeout),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default();
+        let shutdown_limit = SHUTDOWN_LIMIT.max(longest_stop + std::time::Duration::from_secs(5));
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -250,8 +260,8 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
                 }
                 // Whatever is stuck (a stage on a pathological line, a sink that cannot
                 // flush), a shutdown ends in bounded time.
-                _ = tokio::time::sleep(SHUTDOWN_LIMIT) => {
-                    tracing::error!(limit = ?SHUTDOWN_LIMIT, "Shutdown took too long; exiting without waiting for the rest.");
+                _ = tokio::time::sleep(shutdown_limit) => {
+                    tracing::error!(limit = ?shutdown_limit, "Shutdown took too long; exiting without waiting for the rest.");
                     std::process::exit(1);
                 }
             }

@@ -14,6 +14,7 @@ mod loghub;
 mod probes;
 mod prometheus;
 mod servers;
+mod supervisor;
 mod tail;
 mod util;
 pub mod webhook;

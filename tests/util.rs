@@ -285,6 +285,13 @@ fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     receiver
 }
 
+/// A port on 127.0.0.1 that was free a moment ago, for a server that must be told its
+/// port before it starts (a supervised service and the check that watches it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// `path` opened for appending, as a logger opens its log (created if need be).
 pub fn open_append(path: &Path) -> std::fs::File {
     std::fs::OpenOptions::new()

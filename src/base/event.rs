@@ -37,6 +37,8 @@ pub enum Event {
     Anomaly(Anomaly),
     /// An alert changed state, or is told again.
     Alert(Alert),
+    /// A supervised service's process started, exited, is restarted or was given up on.
+    Lifecycle(Lifecycle),
 }
 
 impl Event {
@@ -51,6 +53,7 @@ impl Event {
             Event::SignalSlice(_) => EventKind::SignalSlice,
             Event::Anomaly(_) => EventKind::Anomaly,
             Event::Alert(_) => EventKind::Alert,
+            Event::Lifecycle(_) => EventKind::Lifecycle,
         }
     }
 }
@@ -67,6 +70,7 @@ pub enum EventKind {
     SignalSlice,
     Anomaly,
     Alert,
+    Lifecycle,
 }
 
 impl EventKind {
@@ -80,6 +84,7 @@ impl EventKind {
         EventKind::SignalSlice,
         EventKind::Anomaly,
         EventKind::Alert,
+        EventKind::Lifecycle,
     ];
 
     /// The name users see in configuration errors.
@@ -93,6 +98,7 @@ impl EventKind {
             EventKind::SignalSlice => "signal slices",
             EventKind::Anomaly => "anomalies",
             EventKind::Alert => "alerts",
+            EventKind::Lifecycle => "service lifecycle events",
         }
     }
 }
@@ -490,6 +496,102 @@ pub struct Anomaly {
     /// The whole story in one sentence: "shop latency p99 742 ms over 30 s, threshold
     /// 500 ms".
     pub explanation: String,
+}
+
+/// What happened to a supervised service's process.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    pub service: ServiceName,
+    pub at: SystemTime,
+    pub change: Change,
+}
+
+/// A step in the life of a supervised process.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// It was started, with this process id (also its process group's).
+    Started { pid: u32 },
+    /// It ended (or could not be started), after running this long.
+    Exited {
+        pid: Option<u32>,
+        exit: Exit,
+        ran: Duration,
+    },
+    /// It will be started again after `after`; `restarts` counts this one.
+    Restarting {
+        after: Duration,
+        reason: RestartReason,
+        restarts: u32,
+    },
+    /// The restart budget is spent: it is not started again.
+    GaveUp { restarts: u32, within: Duration },
+}
+
+impl Change {
+    /// The change's name, as the console and the metrics write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Started { .. } => "started",
+            Change::Exited { .. } => "exited",
+            Change::Restarting { .. } => "restarting",
+            Change::GaveUp { .. } => "gave_up",
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// It could not be started at all: the reason.
+    NotStarted(String),
+}
+
+impl Exit {
+    /// Whether this is a success (code 0), which `restart: on-failure` leaves be.
+    pub fn succeeded(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+
+    /// The number a shell would give: the code, or 128 + the signal; -1 when it never
+    /// ran.
+    pub fn as_number(&self) -> i64 {
+        match self {
+            Exit::Code(code) => i64::from(*code),
+            Exit::Signal(signal) => 128 + i64::from(*signal),
+            Exit::NotStarted(_) => -1,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exit code {code}"),
+            Exit::Signal(signal) => write!(f, "signal {signal}"),
+            Exit::NotStarted(reason) => write!(f, "not started: {reason}"),
+        }
+    }
+}
+
+/// Why a supervised process is started again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestartReason {
+    /// It exited, and its `restart` policy asks for it.
+    Exited,
+    /// This check of it was down `restart_on_unhealthy` times in a row.
+    Unhealthy { check: Arc<str> },
+}
+
+impl RestartReason {
+    /// The metrics' `reason` label.
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            RestartReason::Exited => "exited",
+            RestartReason::Unhealthy { .. } => "unhealthy",
+        }
+    }
 }
 
 /// What a slice's value was compared with.

@@ -63,6 +63,7 @@ use crate::sources::probe::grpc::GrpcProbeConfig;
 use crate::sources::probe::http::HttpProbeConfig;
 use crate::sources::probe::script::ScriptProbeConfig;
 use crate::sources::probe::tcp::TcpProbeConfig;
+use crate::sources::supervisor::SupervisorConfig;
 use crate::stages::StageConfig;
 use crate::stages::alert::AlertConfig;
 use crate::stages::anomaly::{AnomalyConfig, SignalConfig};
@@ -166,6 +167,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         EventKind::Anomaly,
         EventKind::ProbeResult,
         EventKind::Alert,
+        EventKind::Lifecycle,
     ]);
     if !shown.is_empty() {
         config.sinks.push(NodeConfig {
@@ -237,6 +239,43 @@ struct ServiceEntry {
     health_checks: Vec<Value>,
 }
 
+/// The keys of a service itself; any other key is about running it (a `supervisor`).
+const SERVICE_KEYS: [&str; 2] = ["name", "health_checks"];
+
+/// The keys of a service that say how to run it: the `supervisor` source's, but its
+/// `service` (the service's `name`), decoded as that source. Keys without `command`
+/// are reported: a service runs only if it says what to run.
+fn expand_process(
+    service: &ServiceEntry,
+    mut run: Mapping,
+    path: &KeyPath,
+    diag: &mut Diagnostics,
+) -> Option<SourceConfig> {
+    if !run.contains_key("command") {
+        for key in run.keys() {
+            let key = key.as_str().unwrap_or("?");
+            diag.error_at_key(
+                &path.key(key),
+                format!(
+                    "unknown key `{key}` for a service without `command`; a service has `name` and `health_checks`, and to be run by Aegis, `command` with the supervisor's keys (docs/supervisor.md)"
+                ),
+            );
+        }
+        return None;
+    }
+    if run.contains_key("restart_on_unhealthy") && service.health_checks.is_empty() {
+        diag.error(
+            &path.key("restart_on_unhealthy"),
+            format!(
+                "service `{}` has no `health_checks` to say it is unhealthy; add one, or remove `restart_on_unhealthy`",
+                service.name
+            ),
+        );
+    }
+    run.insert("service".into(), service.name.clone().into());
+    SourceConfig::decode(SupervisorConfig::NAME, &Value::Mapping(run), path, diag)
+}
+
 /// The check types of `services[].health_checks`, and the source each becomes.
 const CHECK_TYPES: [(&str, &str); 4] = [
     ("http", HttpProbeConfig::NAME),
@@ -259,9 +298,27 @@ fn expand_services(
     let mut defined: HashMap<String, KeyPath> = HashMap::new();
     for (i, item) in services.iter().enumerate() {
         let service_path = path.index(i);
-        let Some(service) = diag.decode::<ServiceEntry>(item, &service_path) else {
+        // A service's own keys; the rest, if any, say how to run it.
+        let (own, run) = match item.as_mapping() {
+            Some(fields) => fields
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .partition::<Mapping, _>(|(key, _)| {
+                    key.as_str().is_some_and(|key| SERVICE_KEYS.contains(&key))
+                }),
+            None => (Mapping::new(), Mapping::new()),
+        };
+        let entry = if item.is_mapping() {
+            Value::Mapping(own)
+        } else {
+            item.clone()
+        };
+        let Some(service) = diag.decode::<ServiceEntry>(&entry, &service_path) else {
             continue;
         };
+        let process = (!run.is_empty())
+            .then(|| expand_process(&service, run, &service_path, diag))
+            .flatten();
         let name_path = service_path.key("name");
         names::check(diag, &name_path, "service name", &service.name);
         // A second entry's checks are still decoded, so their own errors show, but
@@ -279,6 +336,15 @@ fn expand_services(
             None => {
                 defined.insert(service.name.clone(), name_path);
                 known.services.push(service.name.clone());
+                if let Some(process) = process {
+                    config.sources.push(NodeConfig {
+                        id: format!("{}.process", service.name),
+                        inputs: Vec::new(),
+                        config: process,
+                        path: service_path.clone(),
+                        implicit: false,
+                    });
+                }
                 if !service.health_checks.is_empty() {
                     known.probed.push(service.name.clone());
                 }

@@ -24,8 +24,9 @@ use tokio::sync::mpsc;
 use crate::base::component::{Input, NodeError, Sink};
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
-    Alert, Anomaly, Event, EventKind, FailureReason, Fingerprint, LabelSet, LogLines, LogMatch,
-    Notify, Outcome, PatternErrors, PerfSample, ProbeKind, ProbeResult, ProbeStatus, Reference,
+    Alert, Anomaly, Change, Event, EventKind, FailureReason, Fingerprint, LabelSet, Lifecycle,
+    LogLines, LogMatch, Notify, Outcome, PatternErrors, PerfSample, ProbeKind, ProbeResult,
+    ProbeStatus, Reference, RestartReason,
 };
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
@@ -118,6 +119,7 @@ pub fn write_event(buffer: &mut Vec<u8>, event: &Event) {
         Event::ProbeResult(result) => push_json(buffer, &ProbeResultJson::new(result)),
         Event::Anomaly(anomaly) => push_json(buffer, &AnomalyJson::new(anomaly)),
         Event::Alert(alert) => push_json(buffer, &AlertJson::new(alert)),
+        Event::Lifecycle(life) => push_json(buffer, &LifecycleJson::new(life)),
         // What the metrics are made of, slice by slice: too much for a console.
         Event::Samples(_) | Event::SignalSlice(_) => {}
     }
@@ -158,6 +160,79 @@ impl<'a> AnomalyJson<'a> {
             score: anomaly.score,
             explanation: &anomaly.explanation,
         }
+    }
+}
+
+/// A supervised process's start, exit, restart or abandon, as the console prints it.
+#[derive(Serialize)]
+struct LifecycleJson<'a> {
+    event: &'static str,
+    time: String,
+    service: &'a str,
+    change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ran_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    within_seconds: Option<f64>,
+}
+
+impl<'a> LifecycleJson<'a> {
+    fn new(life: &'a Lifecycle) -> Self {
+        let mut json = LifecycleJson {
+            event: "lifecycle",
+            time: humantime::format_rfc3339_millis(life.at).to_string(),
+            service: &life.service,
+            change: life.change.name(),
+            pid: None,
+            exit: None,
+            exit_code: None,
+            ran_seconds: None,
+            after_seconds: None,
+            reason: None,
+            check: None,
+            restarts: None,
+            within_seconds: None,
+        };
+        match &life.change {
+            Change::Started { pid } => json.pid = Some(*pid),
+            Change::Exited { pid, exit, ran } => {
+                json.pid = *pid;
+                json.exit = Some(exit.to_string());
+                json.exit_code = Some(exit.as_number());
+                json.ran_seconds = Some(ran.as_secs_f64());
+            }
+            Change::Restarting {
+                after,
+                reason,
+                restarts,
+            } => {
+                json.after_seconds = Some(after.as_secs_f64());
+                json.reason = Some(reason.as_label());
+                if let RestartReason::Unhealthy { check } = reason {
+                    json.check = Some(check);
+                }
+                json.restarts = Some(*restarts);
+            }
+            Change::GaveUp { restarts, within } => {
+                json.restarts = Some(*restarts);
+                json.within_seconds = Some(within.as_secs_f64());
+            }
+        }
+        json
     }
 }
 

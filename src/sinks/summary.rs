@@ -182,7 +182,8 @@ impl Summary {
                 }
             }
             Event::Alert(alert) => self.record_alert(alert),
-            Event::Samples(_) | Event::SignalSlice(_) => {}
+            // Supervised services are not started by a one-shot run.
+            Event::Samples(_) | Event::SignalSlice(_) | Event::Lifecycle(_) => {}
         }
     }
 

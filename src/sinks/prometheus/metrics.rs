@@ -22,8 +22,8 @@ use prometheus::{
 use super::alerts::{CurrentAlerts, Listing};
 use crate::base::component::CHANNEL_CAPACITY;
 use crate::base::event::{
-    Alert, AlertState, Event, FailureReason, LogLines, LogMatch, Measure, Outcome, ProbeResult,
-    Samples, ServiceName, Severity, SignalSlice,
+    Alert, AlertState, Change, Event, FailureReason, Lifecycle, LogLines, LogMatch, Measure,
+    Outcome, ProbeResult, Samples, ServiceName, Severity, SignalSlice,
 };
 use crate::base::stats::PipelineStats;
 use crate::sinks::notify::Deliveries;
@@ -43,6 +43,12 @@ pub struct Metrics {
     service_up: IntGaugeVec,
     service_uptime: GaugeVec,
     service_transition: GaugeVec,
+    process_running: IntGaugeVec,
+    process_uptime: GaugeVec,
+    process_start: GaugeVec,
+    process_exit_code: IntGaugeVec,
+    process_given_up: IntGaugeVec,
+    restarts: IntCounterVec,
     check_up: IntGaugeVec,
     check_degraded: IntGaugeVec,
     check_duration: HistogramVec,
@@ -77,6 +83,8 @@ pub struct Metrics {
     perfdata_series: HashMap<CheckKey, Vec<PerfSeries>>,
     /// The alerts known now, which `aegis_alerts` counts and `/api/alerts` lists.
     current_alerts: CurrentAlerts,
+    /// When each supervised process now running was started, for its uptime.
+    process_started: HashMap<ServiceName, SystemTime>,
 }
 
 /// A check: its service and its name.
@@ -179,6 +187,66 @@ impl Metrics {
                         "When the service last went up or down, in seconds since the Unix epoch.",
                     ),
                     &["service"],
+                ),
+            ),
+            process_running: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_process_running",
+                        "1 while the supervised process of the service runs, else 0.",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            process_uptime: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_process_uptime_seconds",
+                        "Seconds since the supervised process of the service was last started; 0 while it is not running.",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            process_start: family(
+                &r,
+                GaugeVec::new(
+                    opts(
+                        "aegis_process_start_time_seconds",
+                        "When the supervised process of the service was last started, in seconds since the Unix epoch.",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            process_exit_code: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_process_last_exit_code",
+                        "How the supervised process last ended: its exit code, 128 + the signal that killed it, or -1 if it could not be started.",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            process_given_up: family(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "aegis_process_given_up",
+                        "1 once the restart budget of the service is spent and it is no longer restarted, else 0.",
+                    ),
+                    SERVICE,
+                ),
+            ),
+            restarts: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_service_restarts_total",
+                        "Restarts of the supervised process of the service, by reason: exited (its restart policy), unhealthy (restart_on_unhealthy).",
+                    ),
+                    &["service", "reason"],
                 ),
             ),
             check_up: family(
@@ -463,6 +531,7 @@ impl Metrics {
             services: HashMap::new(),
             perfdata_series: HashMap::new(),
             current_alerts: CurrentAlerts::default(),
+            process_started: HashMap::new(),
             registry: r,
         };
         #[cfg(target_os = "linux")]
@@ -497,6 +566,7 @@ impl Metrics {
                 self.anomaly_transitions.with_label_values(&labels).inc();
             }
             Event::Alert(alert) => self.record_alert(alert),
+            Event::Lifecycle(life) => self.record_lifecycle(life),
         }
     }
 
@@ -510,6 +580,34 @@ impl Metrics {
     /// The alerts known at `now`, for `/api/alerts`.
     pub fn alerts(&mut self, now: SystemTime) -> Listing {
         self.current_alerts.listing(now)
+    }
+
+    fn record_lifecycle(&mut self, life: &Lifecycle) {
+        let service = [&*life.service];
+        match &life.change {
+            Change::Started { .. } => {
+                self.process_running.with_label_values(&service).set(1);
+                self.process_given_up.with_label_values(&service).set(0);
+                self.process_start
+                    .with_label_values(&service)
+                    .set(seconds_since_epoch(life.at));
+                self.process_started.insert(life.service.clone(), life.at);
+            }
+            Change::Exited { exit, .. } => {
+                self.process_running.with_label_values(&service).set(0);
+                self.process_exit_code
+                    .with_label_values(&service)
+                    .set(exit.as_number());
+                self.process_started.remove(&life.service);
+                self.process_uptime.with_label_values(&service).set(0.0);
+            }
+            Change::Restarting { reason, .. } => {
+                self.restarts
+                    .with_label_values(&[&*life.service, reason.as_label()])
+                    .inc();
+            }
+            Change::GaveUp { .. } => self.process_given_up.with_label_values(&service).set(1),
+        }
     }
 
     fn record_alert(&mut self, alert: &Alert) {
@@ -713,6 +811,12 @@ impl Metrics {
                 now.duration_since(since).unwrap_or_default()
             });
             self.service_uptime
+                .with_label_values(&[&**service])
+                .set(uptime.as_secs_f64());
+        }
+        for (service, started) in &self.process_started {
+            let uptime = now.duration_since(*started).unwrap_or_default();
+            self.process_uptime
                 .with_label_values(&[&**service])
                 .set(uptime.as_secs_f64());
         }

@@ -39,6 +39,7 @@ use crate::base::diagnostics::{Diagnostics, closest};
 use crate::base::event::{EventKind, ProbeKind};
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
+use crate::sources::supervisor::Supervised;
 
 /// A probe source's configuration: the shared options and the protocol's own, written
 /// side by side in one mapping.
@@ -114,6 +115,7 @@ impl<P: ProbeOptions> ComponentType for ProbeConfig<P> {
             retry: self.check.retry.clone(),
             probe: self.probe.probe(cx),
             once: cx.once,
+            supervised: cx.shared.get::<Supervised>(),
         }))
     }
 

@@ -24,6 +24,7 @@ use crate::base::component::{NodeError, Output, Source};
 use crate::base::dedicated::Dedicated;
 use crate::base::event::{Event, FailureReason, Outcome, ProbeKind, ProbeResult, ServiceName};
 use crate::base::retry::RetryPolicy;
+use crate::sources::supervisor::Supervised;
 
 /// A check with its schedule: the running source.
 pub(super) struct Scheduled {
@@ -36,6 +37,9 @@ pub(super) struct Scheduled {
     pub(super) probe: Box<dyn Probe>,
     /// `--once`: one tick, at once, then stop.
     pub(super) once: bool,
+    /// The pipeline's supervisors that restart on unhealthy results: the service's,
+    /// if it is one of them, gets every result.
+    pub(super) supervised: Arc<Supervised>,
 }
 
 impl Source for Scheduled {
@@ -81,6 +85,7 @@ impl Scheduled {
         // A late tick is followed by the next one on the original phase, never by a
         // burst of the ticks it missed.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let supervisor = self.supervised.reporter(&self.service);
         loop {
             let scheduled = tokio::select! {
                 biased;
@@ -92,6 +97,9 @@ impl Scheduled {
                 () = shutdown.cancelled() => return,
                 result = self.tick(scheduled, &mut rng) => result,
             };
+            if let Some(supervisor) = &supervisor {
+                supervisor.report(&self.check, result.outcome == Outcome::Down);
+            }
             if out.send(vec![Event::ProbeResult(result)]).await.is_err() || self.once {
                 return;
             }
@@ -198,6 +206,7 @@ mod tests {
             retry,
             probe: Box::new(probe),
             once: false,
+            supervised: Arc::default(),
         }
     }
 

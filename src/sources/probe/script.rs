@@ -45,7 +45,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::ProbeOptions;
@@ -54,8 +54,8 @@ use super::perfdata::parse_plugin_output;
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{FailureReason, Outcome, ProbeKind};
 use crate::base::key_path::KeyPath;
-use crate::base::paths::resolve;
 use crate::base::registry::BuildContext;
+use crate::sources::command::{self, CommandLine, ProcessGroup};
 
 /// The most of standard output, and of standard error, that is kept.
 const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -81,45 +81,6 @@ pub struct ScriptProbeConfig {
     pub working_dir: Option<PathBuf>,
 }
 
-/// A command as an argument vector (a list) or, for the shell, a line (a string).
-#[derive(Clone, Debug, Serialize)]
-#[serde(untagged)]
-pub enum CommandLine {
-    Line(String),
-    Argv(Vec<String>),
-}
-
-impl<'de> Deserialize<'de> for CommandLine {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let expected = "expected a list of arguments such as `[/usr/lib/nagios/plugins/check_tcp, -H, 127.0.0.1, -p, \"80\"]`, or a command line string with `shell: true`";
-        let command = match serde_norway::Value::deserialize(deserializer)? {
-            serde_norway::Value::String(line) => CommandLine::Line(line),
-            serde_norway::Value::Sequence(items) => CommandLine::Argv(
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        serde_norway::Value::String(s) => Some(s),
-                        serde_norway::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<String>>>()
-                    .ok_or_else(|| serde::de::Error::custom(expected))?,
-            ),
-            _ => return Err(serde::de::Error::custom(expected)),
-        };
-        let empty = match &command {
-            CommandLine::Line(line) => line.trim().is_empty(),
-            CommandLine::Argv(argv) => argv.first().is_none_or(|program| program.is_empty()),
-        };
-        if empty {
-            return Err(serde::de::Error::custom(format!(
-                "empty command; {expected}"
-            )));
-        }
-        Ok(command)
-    }
-}
-
 impl ProbeOptions for ScriptProbeConfig {
     const NAME: &'static str = "script_probe";
     const KIND: ProbeKind = ProbeKind::Script;
@@ -130,16 +91,7 @@ impl ProbeOptions for ScriptProbeConfig {
 
     /// A command line needs a shell, and a shell needs a command line.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
-        let problem = match (&self.command, self.shell) {
-            (CommandLine::Line(line), false) => format!(
-                "`{line}` is a command line, which needs `shell: true`; without a shell, write the command as a list of arguments"
-            ),
-            (CommandLine::Argv(argv), true) => format!(
-                "`{argv:?}` is a list of arguments, which runs without a shell; with `shell: true`, write the command as one command line (a string), such as `\"./check-queue.sh | tail -n 1\"`"
-            ),
-            _ => return,
-        };
-        diag.error(&path.key("command"), problem);
+        command::check_shell(&self.command, self.shell, path, diag);
     }
 }
 
@@ -147,25 +99,11 @@ impl ScriptProbeConfig {
     /// Builds the check; `base` is the configuration file's folder. Decoding made sure
     /// that a line comes with `shell` and a list without.
     pub fn build(&self, base: &Path) -> ScriptProbe {
-        let argv: Vec<String> = match &self.command {
-            CommandLine::Line(line) => vec!["sh".into(), "-c".into(), line.clone()],
-            CommandLine::Argv(argv) => {
-                let mut argv = argv.clone();
-                if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
-                    argv[0] = resolve(base, Path::new(&argv[0]))
-                        .to_string_lossy()
-                        .into_owned();
-                }
-                argv
-            }
-        };
+        let argv = command::argv(&self.command, base);
         ScriptProbe {
             argv,
             env: self.env.clone(),
-            working_dir: match &self.working_dir {
-                Some(dir) => resolve(base, dir),
-                None => base.to_owned(),
-            },
+            working_dir: command::working_dir(self.working_dir.as_deref(), base),
             malformed_logged: AtomicBool::new(false),
         }
     }
@@ -208,10 +146,7 @@ impl Probe for ScriptProbe {
             else {
                 return Attempt::down(FailureReason::Spawn, "the command ended as it started");
             };
-            let mut group = ProcessGroup {
-                id: pid as libc::pid_t,
-                killed: false,
-            };
+            let mut group = ProcessGroup::new(pid);
             let (mut stdout_kept, mut stderr_kept) = (Vec::new(), Vec::new());
             let status = {
                 // Output is read while the command runs, so that it never blocks on a
@@ -257,32 +192,6 @@ impl Probe for ScriptProbe {
                 ),
             }
         })
-    }
-}
-
-/// The process group a command runs in, killed when the attempt ends or is dropped.
-struct ProcessGroup {
-    id: libc::pid_t,
-    killed: bool,
-}
-
-impl ProcessGroup {
-    fn kill(&mut self) {
-        if !self.killed {
-            self.killed = true;
-            // SAFETY: killpg only sends a signal. The group is the command's own (its
-            // leader is the command, started with `process_group(0)`). From `Drop` the
-            // leader is not yet reaped, so the id cannot have been reused; after the
-            // exit it can be reused only once no process is left in the group, and
-            // this runs right after the exit.
-            unsafe { libc::killpg(self.id, libc::SIGKILL) };
-        }
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
