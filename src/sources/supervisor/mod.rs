@@ -37,8 +37,6 @@
 mod health;
 mod output;
 mod run;
-#[cfg(test)]
-mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
