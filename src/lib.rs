@@ -7,10 +7,12 @@
 //! diagnostics); [`http_client`] is the HTTP that components speak; [`sources`],
 //! [`stages`] and [`sinks`] hold one module per component; [`config`] reads a
 //! configuration file into configured nodes; [`pipeline`] checks and builds their
-//! graph and runs it. `main.rs` is the command line on top.
+//! graph and runs it; [`demo`] is `aegis demo`, a configuration and a service to run it
+//! on. `main.rs` is the command line on top.
 
 pub mod base;
 pub mod config;
+pub mod demo;
 pub mod http_client;
 pub mod pipeline;
 pub mod sinks;

@@ -4,12 +4,15 @@
 //! that does not load (every error printed) or a bad command line, 1 when a running
 //! node fails, 130 when a second signal cuts a shutdown short.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use aegis::base::diagnostics::Diagnostic;
+use aegis::demo::Demo;
+use aegis::demo::target::TargetArgs;
 use aegis::pipeline::graph::BuildOptions;
 use aegis::pipeline::load::{LoadError, Loaded, load as load_config};
 use aegis::pipeline::runtime;
@@ -60,6 +63,25 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run the demo: a configuration built into Aegis that runs a demo shop, checks it,
+    /// follows its logs, finds its anomalies, alerts, and restarts it when it crashes.
+    Demo {
+        /// Also send the alerts to this webhook (`cargo run --example webhook-server`).
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// Where the metrics and the alert list are served.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: SocketAddr,
+        /// The demo's folder (default: a new one in the temporary folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print the demo's configuration, and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// The demo's shop, which `aegis demo` runs (options: `aegis demo-target --help`).
+    #[command(hide = true)]
+    DemoTarget(TargetArgs),
 }
 
 #[derive(Subcommand)]
@@ -98,6 +120,13 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Expand { config },
         } => expand(&config),
+        Command::Demo {
+            webhook,
+            listen,
+            dir,
+            print_config,
+        } => demo(webhook.as_deref(), listen, dir, print_config),
+        Command::DemoTarget(args) => Ok(aegis::demo::target::main(args)),
     };
     result.unwrap_or_else(|err| {
         eprintln!("aegis: {err:#}");
@@ -209,6 +238,26 @@ fn expand(file: &Path) -> anyhow::Result<ExitCode> {
     print_warnings(file, &loaded.warnings);
     print_out(&loaded.pipeline.to_yaml())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn demo(
+    webhook: Option<&str>,
+    listen: SocketAddr,
+    dir: Option<PathBuf>,
+    print_config: bool,
+) -> anyhow::Result<ExitCode> {
+    let aegis = std::env::current_exe().context("cannot find Aegis's own binary")?;
+    let dir = dir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-demo-{}", std::process::id())));
+    if print_config {
+        let (http, grpc) = ("127.0.0.1:8080".parse()?, "127.0.0.1:50051".parse()?);
+        print_out(&aegis::demo::render(&aegis, http, grpc, listen, webhook))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let demo = Demo::prepare(&dir, &aegis, listen, webhook)
+        .with_context(|| format!("cannot prepare the demo in {}", dir.display()))?;
+    print_out(&demo.intro())?;
+    run(&demo.config, false, Format::Human)
 }
 
 fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {

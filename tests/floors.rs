@@ -15,6 +15,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("sinks", 2),
     ("config", 3),
     ("pipeline", 4),
+    ("demo", 5),
 ];
 
 fn floor_of(module: &str) -> Option<u8> {

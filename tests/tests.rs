@@ -6,6 +6,7 @@ mod anomaly;
 mod cli;
 mod config_checks;
 mod config_errors;
+mod demo;
 mod examples;
 mod floors;
 mod http_service;

@@ -133,7 +133,8 @@ pub struct Running {
 }
 
 impl Running {
-    fn start(mut command: Command) -> Running {
+    /// Starts `command` (an [`aegis`] with its arguments), its output read as it comes.
+    pub fn start(mut command: Command) -> Running {
         let mut child = command
             .env("AEGIS_LOG", "aegis=info")
             .stdin(Stdio::null())
@@ -155,7 +156,17 @@ impl Running {
     /// Reads standard output until `done` holds for what was read, or fails the test
     /// after [`PATIENCE`].
     pub fn wait_out(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_out_within(what, PATIENCE, done)
+    }
+
+    /// [`Running::wait_out`], failing after `limit`.
+    pub fn wait_out_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&[String]) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
         while !done(&self.out) {
             match self
                 .stdout

@@ -71,12 +71,13 @@ use crate::stages::log_fields::LogFieldsConfig;
 use crate::stages::log_patterns::{LogPatternsConfig, PatternConfig, decode_patterns};
 
 /// The sections of the service-centric form.
-pub const SECTIONS: [&str; 5] = [
+pub const SECTIONS: [&str; 6] = [
     "logs",
     "services",
     "anomaly_detection",
     "alerting",
     "prometheus",
+    "console",
 ];
 
 /// The `logs:` section.
@@ -145,6 +146,7 @@ struct Known {
 pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
     let mut config = PipelineConfig::default();
     let mut metrics = None;
+    let mut console = ConsoleConfig::default();
     let mut known = Known::default();
     for section in SECTIONS {
         let Some(value) = top.get(section) else {
@@ -156,6 +158,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
             "services" => expand_services(value, &path, diag, &mut config, &mut known),
             "anomaly_detection" => expand_anomaly(value, &path, diag, &mut config, &known),
             "alerting" => expand_alerting(value, &path, diag, &mut config),
+            "console" => console = diag.decode(value, &path).unwrap_or_default(),
             _ => metrics = decode_prometheus(value, &path, diag),
         }
     }
@@ -173,7 +176,7 @@ pub fn expand(top: &Mapping, diag: &mut Diagnostics) -> PipelineConfig {
         config.sinks.push(NodeConfig {
             id: "console".into(),
             inputs: shown,
-            config: SinkConfig::Console(ConsoleConfig::default()),
+            config: SinkConfig::Console(console),
             path: KeyPath::root(),
             implicit: true,
         });

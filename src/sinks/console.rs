@@ -12,6 +12,7 @@
 //!   out:
 //!     type: console
 //!     inputs: [app_errors]
+//!     events: [log_match, alert]   # only these; default: every event it is fed
 //! ```
 
 use std::io::{self, Write};
@@ -31,10 +32,42 @@ use crate::base::event::{
 use crate::base::key_path::KeyPath;
 use crate::base::registry::{BuildContext, ComponentType};
 
-/// Configuration of a `console` sink: it has no options.
+/// Configuration of a `console` sink.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {}
+pub struct ConsoleConfig {
+    /// The events printed, by the name the console gives them (`"event"`); default all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<ConsoleEvent>>,
+}
+
+/// An event as the console names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleEvent {
+    LogLine,
+    LogMatch,
+    PatternErrors,
+    ProbeResult,
+    Anomaly,
+    Alert,
+    Lifecycle,
+}
+
+impl ConsoleEvent {
+    fn of(kind: EventKind) -> Option<ConsoleEvent> {
+        Some(match kind {
+            EventKind::LogLines => ConsoleEvent::LogLine,
+            EventKind::LogMatch => ConsoleEvent::LogMatch,
+            EventKind::PatternErrors => ConsoleEvent::PatternErrors,
+            EventKind::ProbeResult => ConsoleEvent::ProbeResult,
+            EventKind::Anomaly => ConsoleEvent::Anomaly,
+            EventKind::Alert => ConsoleEvent::Alert,
+            EventKind::Lifecycle => ConsoleEvent::Lifecycle,
+            EventKind::Samples | EventKind::SignalSlice => return None,
+        })
+    }
+}
 
 impl ComponentType for ConsoleConfig {
     const NAME: &'static str = "console";
@@ -47,11 +80,26 @@ impl ComponentType for ConsoleConfig {
     }
 
     fn build(&self, _: &mut BuildContext) -> Option<Box<dyn Sink>> {
-        Some(Box::new(Console))
+        Some(Box::new(Console {
+            events: self.events.clone(),
+        }))
     }
 }
 
-pub struct Console;
+pub struct Console {
+    /// The events it prints; `None`: all.
+    events: Option<Vec<ConsoleEvent>>,
+}
+
+impl Console {
+    fn write_batch(&self, buffer: &mut Vec<u8>, batch: &[Event]) {
+        let shown = |event: &&Event| match &self.events {
+            None => true,
+            Some(events) => ConsoleEvent::of(event.kind()).is_some_and(|e| events.contains(&e)),
+        };
+        (batch.iter().filter(shown)).for_each(|event| write_event(buffer, event));
+    }
+}
 
 /// How much output is gathered into one write, at most.
 const WRITE_LIMIT: usize = 256 * 1024;
@@ -74,17 +122,16 @@ impl Sink for Console {
             });
             while let Some(batch) = input.recv().await {
                 let mut buffer = Vec::new();
-                batch
-                    .iter()
-                    .for_each(|event| write_event(&mut buffer, event));
+                self.write_batch(&mut buffer, &batch);
                 // Batches that arrived meanwhile go out in the same write. (Waiting for
                 // more would save writes, but cap a trickle of one-event batches at the
                 // channel's capacity per wait.)
                 while buffer.len() < WRITE_LIMIT {
                     let Some(batch) = input.try_recv() else { break };
-                    batch
-                        .iter()
-                        .for_each(|event| write_event(&mut buffer, event));
+                    self.write_batch(&mut buffer, &batch);
+                }
+                if buffer.is_empty() {
+                    continue;
                 }
                 if to_writer.send(buffer).await.is_err() {
                     break; // the writer stopped; it says why below
