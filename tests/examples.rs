@@ -101,3 +101,26 @@ fn the_seed_configuration_loads_unchanged_and_its_anomaly_block_is_checked() {
         "{yaml}"
     );
 }
+
+/// The README's complete example is a configuration that loads, with the secret it
+/// names in the environment.
+#[test]
+fn the_readme_example_configuration_validates() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let from = readme
+        .find("A complete configuration")
+        .expect("the README's example");
+    let block = &readme[from..];
+    let start = block.find("```yaml\n").expect("its YAML block") + "```yaml\n".len();
+    let end = start + block[start..].find("```").expect("the block's end");
+    let scene = Scene::new();
+    let file = scene.config(&block[start..end]);
+    let validated = crate::util::aegis()
+        .arg("validate")
+        .arg(&file)
+        .env("OPS_TOKEN", "token")
+        .output()
+        .expect("aegis runs");
+    let stderr = String::from_utf8_lossy(&validated.stderr);
+    assert!(validated.status.success(), "{stderr}");
+}
