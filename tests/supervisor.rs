@@ -1,6 +1,6 @@
-//! Supervised services on the real binary: restarts with backoff and their budget, a
-//! restart when the health endpoint fails, and no process left behind when Aegis
-//! stops, or is killed.
+//! Supervised services on the real binary: restarts with backoff and their budget (and
+//! the alert when it is spent), a restart when the health endpoint fails, and no
+//! process left behind when Aegis stops, or is killed.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,15 +58,22 @@ services:
     command: [/bin/sh, -c, "echo up; echo 'fatal: no database' >&2; exit 1"]
     backoff: { initial_delay: 300ms, multiplier: 2, jitter: none }
     restart_budget: { max_restarts: 3, within: 1m }
+alerting:
+  repeat_interval: 4h
 prometheus:
   listen: 127.0.0.1:0
 "#,
     );
     let mut aegis = scene.run(&[]);
     let metrics = metrics_address(&mut aegis);
-    aegis.wait_out("the budget spent", |out| {
+    aegis.wait_out("the budget spent, and its alert", |out| {
         events(out, "lifecycle").any(|e| e["change"] == "gave_up")
+            && events(out, "alert").any(|e| e["state"] == "firing")
     });
+    let alerts: Vec<Value> = events(&aegis.out, "alert").collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["labels"]["alertname"], "ServiceGaveUp");
+    assert_eq!(alerts[0]["labels"]["severity"], "critical");
     let started = changes(&aegis, "started");
     let exited = changes(&aegis, "exited");
     let restarting = changes(&aegis, "restarting");

@@ -193,7 +193,7 @@ logs:
                 "c.yaml:2:1: sinks: `sinks` belongs to the pipeline form, but this file also has `logs` of the service-centric form; use one form per file"
             ]
         );
-        assert!(errors("log: {}\n")[0].contains("unknown key `log`; expected one of `sources`, `stages`, `sinks`, `logs`, `services`, `anomaly_detection`, `alerting`, `prometheus` (did you mean `logs`?)"));
+        assert!(errors("log: {}\n")[0].contains("unknown key `log`; expected one of `sources`, `stages`, `sinks`, `logs`, `services`, `anomaly_detection`, `alerting`, `prometheus`, `console` (did you mean `logs`?)"));
         assert!(errors("")[0].starts_with("c.yaml:1:1: the file holds no settings"));
         assert!(errors("- a\n")[0].starts_with(
             "c.yaml:1:1: the file holds a list; a configuration needs `services:` or `logs:`"

@@ -828,6 +828,7 @@ fn expand_alerting(
         EventKind::ProbeResult,
         EventKind::LogMatch,
         EventKind::Anomaly,
+        EventKind::Lifecycle,
     ]);
     if inputs.is_empty() {
         diag.warn(

@@ -62,7 +62,8 @@ use self::template::{Evidence, cut_line};
 use crate::base::component::Stage;
 use crate::base::diagnostics::Diagnostics;
 use crate::base::event::{
-    Anomaly, Event, EventKind, LogMatch, ProbeResult, ServiceName, Severity, Signal,
+    Anomaly, Change, Event, EventKind, Lifecycle, LogMatch, ProbeResult, ServiceName, Severity,
+    Signal,
 };
 use crate::base::key_path::{KeyPath, Segment};
 use crate::base::registry::{BuildContext, ComponentType};
@@ -123,6 +124,7 @@ impl ComponentType for AlertConfig {
         EventKind::LogMatch,
         EventKind::Anomaly,
         EventKind::SignalSlice,
+        EventKind::Lifecycle,
     ];
     const EMITS: &'static [EventKind] = &[EventKind::Alert];
     type Built = dyn Stage;
@@ -482,6 +484,35 @@ impl AlertStage {
         }
     }
 
+    /// A supervised process given up on is a hit; its start (after a reload or a
+    /// restart of Aegis) clears it.
+    fn on_lifecycle(&mut self, life: &Lifecycle, now: SystemTime, out: &mut Vec<Event>) {
+        let (restarts, within) = match life.change {
+            Change::GaveUp { restarts, within } => (restarts, within),
+            Change::Started { .. } => (0, Duration::ZERO),
+            Change::Exited { .. } | Change::Restarting { .. } => return,
+        };
+        let rules = Arc::clone(&self.rules);
+        for (index, rule) in rules.iter().enumerate() {
+            if rule.on != On::Process || !rule.services.admits(&life.service) {
+                continue;
+            }
+            let key = AlertKey {
+                rule: index,
+                service: life.service.clone(),
+                cause: life.service.clone(),
+                severity: rule.severity.unwrap_or(Severity::Critical),
+            };
+            if restarts == 0 {
+                self.good(&key, rule, now, out);
+                continue;
+            }
+            self.hit(key, rule, now, out, |evidence| {
+                *evidence = Some(Evidence::Process { restarts, within })
+            });
+        }
+    }
+
     /// A hit for the alert `key` (made on its first), then what follows from it.
     fn hit(
         &mut self,
@@ -577,6 +608,7 @@ impl Stage for AlertStage {
             Event::SignalSlice(slice) if !slice.anomalous && slice.unjudged.is_none() => {
                 self.on_signal(&slice.service, &slice.signal, None, now, out)
             }
+            Event::Lifecycle(life) => self.on_lifecycle(life, now, out),
             _ => {}
         }
     }

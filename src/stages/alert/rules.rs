@@ -35,21 +35,24 @@ pub enum On {
     LogMatch,
     /// Anomalies: an anomalous signal is a hit, a normal one resolves.
     Anomaly,
+    /// Supervised processes: a spent restart budget is a hit; a start resolves.
+    Process,
 }
 
 impl On {
-    pub const NAMES: [&'static str; 3] = ["probe", "log_match", "anomaly"];
+    pub const NAMES: [&'static str; 4] = ["probe", "log_match", "anomaly", "process"];
 
     pub fn as_str(self) -> &'static str {
         match self {
             On::Probe => "probe",
             On::LogMatch => "log_match",
             On::Anomaly => "anomaly",
+            On::Process => "process",
         }
     }
 
     fn named(name: &str) -> Option<On> {
-        [On::Probe, On::LogMatch, On::Anomaly]
+        [On::Probe, On::LogMatch, On::Anomaly, On::Process]
             .into_iter()
             .find(|on| on.as_str() == name)
     }
@@ -60,15 +63,18 @@ impl On {
             On::Probe => "a `probe` rule",
             On::LogMatch => "a `log_match` rule",
             On::Anomaly => "an `anomaly` rule",
+            On::Process => "a `process` rule",
         }
     }
 
-    /// The label that names the alert's cause: the check, the pattern, the signal.
+    /// The label that names the alert's cause: the check, the pattern, the signal, the
+    /// process (a service has one: its value is the service's name).
     pub fn cause_label(self) -> &'static str {
         match self {
             On::Probe => "check",
             On::LogMatch => "pattern",
             On::Anomaly => "signal",
+            On::Process => "process",
         }
     }
 
@@ -78,6 +84,7 @@ impl On {
             On::Probe => &["checks", "outcomes", "resolve_after"],
             On::LogMatch => &["patterns", "min_severity", "quiet"],
             On::Anomaly => &["signals"],
+            On::Process => &[],
         }
     }
 }
@@ -218,13 +225,14 @@ pub struct RuleConfig {
 }
 
 /// The labels Aegis sets on every alert, which a rule may not set.
-pub const OWN_LABELS: [&str; 6] = [
+pub const OWN_LABELS: [&str; 7] = [
     "alertname",
     "service",
     "severity",
     "check",
     "pattern",
     "signal",
+    "process",
 ];
 
 /// The default rules: see docs/alerting.md for why each is what it is.
@@ -257,6 +265,10 @@ pub fn defaults() -> Vec<RuleConfig> {
             hold: Some(Hold::Lasting(Duration::from_secs(60))),
             ..rule("Anomaly", On::Anomaly)
         },
+        RuleConfig {
+            severity: Some(Severity::Critical),
+            ..rule("ServiceGaveUp", On::Process)
+        },
     ]
 }
 
@@ -281,6 +293,14 @@ fn default_annotations(on: On) -> [(&'static str, &'static str); 2] {
         On::Anomaly => [
             ("summary", "{service}: {signal} is anomalous"),
             ("description", "{explanation}"),
+        ],
+        On::Process => [
+            ("summary", "{service}: Aegis stopped restarting it"),
+            (
+                "description",
+                "The process of {service} was restarted {restarts} times within {within} and \
+                 exited again; its restart budget is spent, and Aegis no longer restarts it.",
+            ),
         ],
     }
 }
@@ -406,6 +426,7 @@ impl RuleConfig {
             On::Probe => Hold::Events(3),
             On::LogMatch => Hold::Events(1),
             On::Anomaly => Hold::Lasting(Duration::from_secs(60)),
+            On::Process => Hold::Events(1),
         });
         match hold {
             Hold::Events(0) => problems.push(Problem::value(
@@ -470,6 +491,7 @@ impl RuleConfig {
             On::Probe => &self.checks,
             On::LogMatch => &self.patterns,
             On::Anomaly => &self.signals,
+            On::Process => &None,
         };
         Ok(Rule {
             name: self.name.as_str().into(),
@@ -482,6 +504,7 @@ impl RuleConfig {
                 On::Probe => Some(Severity::Critical),
                 On::LogMatch => None,
                 On::Anomaly => Some(Severity::Warning),
+                On::Process => Some(Severity::Critical),
             }),
             resolve_after: match on {
                 On::Probe => self.resolve_after.unwrap_or(2),
@@ -515,11 +538,17 @@ impl RuleConfig {
                 problems.push(Problem {
                     at: vec![Segment::Key(key.into())],
                     at_key: true,
-                    message: format!(
-                        "`{key}` does not apply to {}; its own keys are {}",
-                        on.rule(),
-                        list(on.own_keys())
-                    ),
+                    message: match on.own_keys() {
+                        [] => format!(
+                            "`{key}` does not apply to {}, which has no keys of its own",
+                            on.rule()
+                        ),
+                        own => format!(
+                            "`{key}` does not apply to {}; its own keys are {}",
+                            on.rule(),
+                            list(own)
+                        ),
+                    },
                 });
             }
         }

@@ -44,6 +44,10 @@ pub enum Evidence {
         observed: f64,
         score: Option<f64>,
     },
+    Process {
+        restarts: u32,
+        within: Duration,
+    },
 }
 
 /// Everything a template can show about one alert.
@@ -79,6 +83,9 @@ enum Field {
     Explanation,
     Observed,
     Score,
+    Process,
+    Restarts,
+    Within,
 }
 
 /// Every field, by the name a template writes, with the rules whose events have it
@@ -105,6 +112,9 @@ const FIELDS: &[(&str, Field, Option<On>)] = &[
     ("explanation", Field::Explanation, Some(On::Anomaly)),
     ("observed", Field::Observed, Some(On::Anomaly)),
     ("score", Field::Score, Some(On::Anomaly)),
+    ("process", Field::Process, Some(On::Process)),
+    ("restarts", Field::Restarts, Some(On::Process)),
+    ("within", Field::Within, Some(On::Process)),
 ];
 
 /// The placeholders a rule `on` these events may use.
@@ -217,7 +227,9 @@ fn fill(out: &mut String, field: Field, cause: &str, facts: &Facts) {
         (Field::Alertname, _) => write!(out, "{}", Escaped(facts.alertname)),
         (Field::Severity, _) => write!(out, "{}", facts.severity),
         (Field::Count, _) => write!(out, "{}", facts.count),
-        (Field::Check | Field::Pattern | Field::Signal, _) => write!(out, "{}", Escaped(cause)),
+        (Field::Check | Field::Pattern | Field::Signal | Field::Process, _) => {
+            write!(out, "{}", Escaped(cause))
+        }
         (Field::Kind, Evidence::Probe { kind, .. }) => write!(out, "{}", kind.as_str()),
         (Field::Outcome, Evidence::Probe { outcome, .. }) => write!(out, "{}", outcome.as_str()),
         (Field::Detail, Evidence::Probe { detail, .. }) => write!(out, "{}", Escaped(detail)),
@@ -250,6 +262,10 @@ fn fill(out: &mut String, field: Field, cause: &str, facts: &Facts) {
                 score: Some(score), ..
             },
         ) => write!(out, "{}", number(*score)),
+        (Field::Restarts, Evidence::Process { restarts, .. }) => write!(out, "{restarts}"),
+        (Field::Within, Evidence::Process { within, .. }) => {
+            write!(out, "{}", humantime::format_duration(*within))
+        }
         _ => Ok(()),
     };
 }

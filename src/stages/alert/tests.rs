@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::*;
 use crate::base::event::{
     Alert, AlertState, FailureReason, Fingerprint, LabelSet, Notify, Outcome, ProbeKind,
-    ProbeStatus, Reference, SignalSlice,
+    ProbeStatus, Reference, RestartReason, SignalSlice,
 };
 use crate::base::registry::Shared;
 use crate::base::spans::SpanIndex;
@@ -293,6 +293,50 @@ fn an_anomaly_fires_only_once_it_has_lasted_and_resolves_when_normal() {
         "shop latency p99 742 ms over 30 s, threshold 500 ms"
     );
     let resolved = drive.event(anomaly(false, start + 90), start + 90);
+    assert_eq!(told(&resolved).len(), 1);
+    assert_eq!(resolved[0].state, AlertState::Resolved);
+}
+
+fn lifecycle(change: Change, seconds: u64) -> Event {
+    Event::Lifecycle(Lifecycle {
+        service: "shop".into(),
+        at: at(seconds),
+        change,
+    })
+}
+
+#[test]
+fn a_process_given_up_on_fires_at_once_and_resolves_when_it_starts_again() {
+    let mut drive = Drive::new("    repeat_interval: 1h\n");
+    // Crashes and restarts are counted, not alerted on.
+    let restarting = Change::Restarting {
+        after: Duration::from_secs(1),
+        reason: RestartReason::Exited,
+        restarts: 1,
+    };
+    assert!(drive.event(lifecycle(restarting, 0), 0).is_empty());
+    let gave_up = Change::GaveUp {
+        restarts: 5,
+        within: Duration::from_secs(600),
+    };
+    let fired = drive.event(lifecycle(gave_up, 10), 10);
+    assert_eq!(told(&fired).len(), 1);
+    assert_eq!(fired[0].state, AlertState::Firing);
+    assert_eq!(
+        *fired[0].labels,
+        labels(&[
+            ("alertname", "ServiceGaveUp"),
+            ("process", "shop"),
+            ("service", "shop"),
+            ("severity", "critical")
+        ])
+    );
+    assert_eq!(
+        fired[0].annotations["description"],
+        "The process of shop was restarted 5 times within 10m and exited again; its restart budget is spent, and Aegis no longer restarts it."
+    );
+    assert!(told(&drive.tick(70)).is_empty());
+    let resolved = drive.event(lifecycle(Change::Started { pid: 7 }, 100), 100);
     assert_eq!(told(&resolved).len(), 1);
     assert_eq!(resolved[0].state, AlertState::Resolved);
 }
@@ -710,12 +754,12 @@ fn every_configuration_error_is_reported_where_it_was_written() {
         [
             "3:stages.alerts.repeat_interval invalid duration `4x`: unknown time unit \"x\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations); expected e.g. `500ms`, `30s`, `1m`",
             "4:stages.alerts.flap_damping.max_changes max_changes is 1; expected 2 or more changes (a firing and its resolve are two)",
-            "7:stages.alerts.rules[0].on unknown value `prob`; expected one of `probe`, `log_match`, `anomaly` (did you mean `probe`?)",
+            "7:stages.alerts.rules[0].on unknown value `prob`; expected one of `probe`, `log_match`, `anomaly`, `process` (did you mean `probe`?)",
             "10:stages.alerts.rules[1].patterns `patterns` does not apply to a `probe` rule; its own keys are `checks`, `outcomes`, `resolve_after`",
             "11:stages.alerts.rules[1].outcomes[1] outcome `up` is never a failure; expected `down` or `degraded`",
             "11:stages.alerts.rules[1].outcomes[2] unknown outcome `degradd`; expected `down` or `degraded` (did you mean `degraded`?)",
             "12:stages.alerts.rules[1].for for is 0; expected a number of events in a row (1 fires on the first) or a duration (`2m`)",
-            "13:stages.alerts.rules[1].labels.service label `service` is set by Aegis; the labels it sets are `alertname`, `service`, `severity`, `check`, `pattern`, `signal`",
+            "13:stages.alerts.rules[1].labels.service label `service` is set by Aegis; the labels it sets are `alertname`, `service`, `severity`, `check`, `pattern`, `signal`, `process`",
             "13:stages.alerts.rules[1].labels.1x `1x` cannot name a label; expected letters, digits and `_`, not starting with a digit or `__`",
             "15:stages.alerts.rules[1].annotations.summary placeholder `{line}` in template `{service} {line}` is a `log_match` rule's; a `probe` rule has `service`, `alertname`, `severity`, `count`, `check`, `kind`, `outcome`, `detail`, `attempts`, `latency`, `status`, `reason`",
             "16:stages.alerts.rules[2].name rule name `B` is already used by `stages.alerts.rules[1]`; names must be unique",
