@@ -202,6 +202,7 @@ fn webhook(yaml: &str, base: &Path) -> Box<dyn aegis::base::component::Sink> {
         id: "ops",
         base,
         once: false,
+        checking: false,
         diag: &mut diag,
         stats: &stats,
         checks: &[],

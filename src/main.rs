@@ -213,8 +213,14 @@ fn print_warnings(file: &Path, warnings: &[Diagnostic]) {
     }
 }
 
+/// How `validate` and `config expand` build: to check, not to run.
+const CHECKING: BuildOptions = BuildOptions {
+    once: false,
+    checking: true,
+};
+
 fn validate(file: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = match load(file, &BuildOptions::default()) {
+    let loaded = match load(file, &CHECKING) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -231,7 +237,7 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn expand(file: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = match load(file, &BuildOptions::default()) {
+    let loaded = match load(file, &CHECKING) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -261,7 +267,11 @@ fn demo(
 }
 
 fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
-    let loaded = match load(file, &BuildOptions { once }) {
+    let options = BuildOptions {
+        once,
+        checking: false,
+    };
+    let loaded = match load(file, &options) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

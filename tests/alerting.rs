@@ -124,3 +124,39 @@ fn what_a_dead_receiver_missed_before_a_kill_is_delivered_after_the_restart() {
     assert_eq!((receiver.acks("firing"), receiver.acks("resolved")), (1, 1));
     stop(aegis);
 }
+
+/// `validate` and `config expand` check a configuration without touching the
+/// daemon's state: a state file they cannot read stays where it is (only the daemon
+/// sets it aside), and a state folder that does not exist is not made.
+#[test]
+fn checking_a_configuration_touches_no_alert_state() {
+    let (scene, _) = scene("http://127.0.0.1:9/alerts");
+    let state = scene.path("state");
+    let check = |command: &[&str]| {
+        let out = crate::util::aegis()
+            .args(command)
+            .arg(scene.path("config.yaml"))
+            .envs(SECRETS)
+            .output()
+            .expect("aegis runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for command in [&["validate"][..], &["config", "expand"][..]] {
+        check(command);
+        assert!(!state.exists(), "{command:?} made {}", state.display());
+    }
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("alerts.json"), "{ not json").unwrap();
+    for command in [&["validate"][..], &["config", "expand"][..]] {
+        check(command);
+        let names: Vec<_> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["alerts.json"], "{command:?}");
+    }
+}

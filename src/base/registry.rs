@@ -57,6 +57,9 @@ pub struct BuildContext<'a, 'd> {
     pub base: &'a Path,
     /// `run --once`: one pass over the input (one tick of a check) instead of following.
     pub once: bool,
+    /// Built to be checked (`validate`, `config expand`), never run: a build touches
+    /// no state (reads no state file, starts no thread, makes no folder).
+    pub checking: bool,
     /// Where problems found while building are reported.
     pub diag: &'a mut Diagnostics<'d>,
     /// The counts of this pipeline's nodes, filled in when it starts to run.

@@ -24,6 +24,8 @@ use crate::config::pipeline::{NodeConfig, PipelineConfig};
 pub struct BuildOptions {
     /// One pass over the input (`run --once`) rather than following it.
     pub once: bool,
+    /// Built to be checked (`validate`, `config expand`), never run.
+    pub checking: bool,
 }
 
 /// A built component.
@@ -76,6 +78,7 @@ impl Graph {
         let around = Surroundings {
             base,
             once: options.once,
+            checking: options.checking,
             stats: &stats,
             shared: &shared,
         };
@@ -159,6 +162,7 @@ impl Graph {
 struct Surroundings<'a> {
     base: &'a Path,
     once: bool,
+    checking: bool,
     stats: &'a StatsHandle,
     shared: &'a Shared,
 }
@@ -174,6 +178,7 @@ impl<'a> Surroundings<'a> {
             id: &node.id,
             base: self.base,
             once: self.once,
+            checking: self.checking,
             diag,
             stats: self.stats,
             checks,

@@ -180,6 +180,7 @@ impl Running {
             id: "am",
             base: Path::new("."),
             once: false,
+            checking: false,
             diag: &mut diag,
             stats: &stats,
             checks: &[],

@@ -209,6 +209,7 @@ fn build(config: &WebhookConfig, shared: &Shared) -> Result<Box<dyn Sink>, Vec<S
         id: "hook",
         base: Path::new("/"),
         once: false,
+        checking: false,
         diag: &mut diag,
         stats: &stats,
         checks: &[],

@@ -148,7 +148,8 @@ impl ComponentType for AlertConfig {
 
     fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Stage>> {
         let mut stage = AlertStage::new(self, cx.once);
-        if let (Some(dir), false) = (&self.state_dir, cx.once) {
+        // A replay has no state to keep; a check must not touch the daemon's.
+        if let (Some(dir), false) = (&self.state_dir, cx.once || cx.checking) {
             let file = StateFile::new(&crate::base::paths::resolve(cx.base, dir), FILE_NAME);
             let saved = file.load::<Saved>().unwrap_or_default();
             match file.writer() {

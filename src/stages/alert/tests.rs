@@ -48,6 +48,7 @@ fn build(options: &str, base: &Path, once: bool) -> Box<dyn Stage> {
         id: "alerts",
         base,
         once,
+        checking: false,
         diag: &mut diag,
         stats: &stats,
         checks: &[],
