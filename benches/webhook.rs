@@ -252,6 +252,7 @@ fn deliver(c: &mut Criterion) {
                             },
                         ],
                         stats: StatsHandle::default(),
+                        shared: Default::default(),
                     };
                     let started = Instant::now();
                     runtime

@@ -14,7 +14,7 @@ use aegis::base::diagnostics::Diagnostic;
 use aegis::demo::Demo;
 use aegis::demo::target::TargetArgs;
 use aegis::pipeline::graph::BuildOptions;
-use aegis::pipeline::load::{LoadError, Loaded, load as load_config};
+use aegis::pipeline::load::{FileReloader, LoadError, Loaded, load as load_config};
 use aegis::pipeline::runtime;
 use aegis::sinks::summary::{Summary, SummarySink};
 use aegis::sources::SourceConfig;
@@ -296,6 +296,8 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         let shutdown_limit = SHUTDOWN_LIMIT.max(longest_stop + std::time::Duration::from_secs(5));
         let on_signal = shutdown.clone();
+        // One request waits at most: SIGHUPs that come meanwhile are the same reload.
+        let (reload, reloads) = tokio::sync::mpsc::channel::<()>(1);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -303,7 +305,12 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
                     _ = terminate.recv() => break,
                     // `systemctl reload` and many scripts send SIGHUP; its default action
                     // would kill Aegis without a drain.
-                    _ = hangup.recv() => tracing::warn!("SIGHUP received: reloading the configuration is not supported yet; Aegis keeps running with the configuration it has."),
+                    _ = hangup.recv() => match once {
+                        true => tracing::warn!("SIGHUP received: a one-shot run does not reload; it goes on."),
+                        false => {
+                            let _ = reload.try_send(());
+                        }
+                    },
                 }
             }
             tracing::info!("Shutting down: stopping sources, draining stages, flushing sinks.");
@@ -326,6 +333,8 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
             }
         });
 
+        let reloader: Option<Box<dyn runtime::Reloader>> =
+            (!once).then(|| Box::new(FileReloader::new(&loaded)) as _);
         let Loaded {
             mut graph,
             pipeline,
@@ -347,7 +356,10 @@ fn run(file: &Path, once: bool, format: Format) -> anyhow::Result<ExitCode> {
             );
         }
         let started = Instant::now();
-        let outcome = runtime::run(graph, shutdown).await;
+        let outcome = match reloader {
+            Some(reloader) => runtime::run_reloading(graph, shutdown, reloads, reloader).await,
+            None => runtime::run(graph, shutdown).await,
+        };
         if once {
             let report = summary
                 .lock()

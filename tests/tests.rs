@@ -14,6 +14,7 @@ mod live_path;
 mod loghub;
 mod probes;
 mod prometheus;
+mod reload;
 mod servers;
 mod supervisor;
 mod tail;

@@ -8,8 +8,8 @@
 //! closes, then flush. Components know these contracts and nothing of the graph that
 //! connects them (`pipeline::graph`) or of the runtime that runs them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -81,17 +81,37 @@ pub enum NodeError {
 #[error("every downstream node has stopped")]
 pub struct Closed;
 
-/// The sending end of a node: one channel per downstream node.
+/// Where a node sends: one channel per downstream node. A reload of the pipeline
+/// replaces the list while the node runs.
+#[derive(Default)]
+pub struct Wiring(Mutex<Arc<Vec<mpsc::Sender<Batch>>>>);
+
+impl Wiring {
+    pub(crate) fn new(downstream: Vec<mpsc::Sender<Batch>>) -> Wiring {
+        Wiring(Mutex::new(Arc::new(downstream)))
+    }
+
+    /// The channels now.
+    pub(crate) fn current(&self) -> Arc<Vec<mpsc::Sender<Batch>>> {
+        Arc::clone(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn replace(&self, downstream: Vec<mpsc::Sender<Batch>>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(downstream);
+    }
+}
+
+/// The sending end of a node.
 #[derive(Clone, Default)]
 pub struct Output {
-    downstream: Vec<mpsc::Sender<Batch>>,
+    wiring: Arc<Wiring>,
     /// Events sent, for the pipeline's statistics.
     sent: Arc<AtomicU64>,
 }
 
 impl Output {
-    pub(crate) fn new(downstream: Vec<mpsc::Sender<Batch>>, sent: Arc<AtomicU64>) -> Output {
-        Output { downstream, sent }
+    pub(crate) fn new(wiring: Arc<Wiring>, sent: Arc<AtomicU64>) -> Output {
+        Output { wiring, sent }
     }
 
     /// Sends `events` to every downstream node, waiting while a channel is full: this
@@ -104,8 +124,9 @@ impl Output {
         }
         self.sent.fetch_add(events.len() as u64, Ordering::Relaxed);
         let batch: Batch = Arc::new(events);
-        let mut delivered = self.downstream.is_empty();
-        for channel in &self.downstream {
+        let downstream = self.wiring.current();
+        let mut delivered = downstream.is_empty();
+        for channel in downstream.iter() {
             delivered |= channel.send(Arc::clone(&batch)).await.is_ok();
         }
         if delivered { Ok(()) } else { Err(Closed) }

@@ -1,10 +1,10 @@
 //! What moved through each node of the running pipeline: events in and out, and how
-//! full its channel is. The runtime keeps the counts (with atomics, as events pass);
-//! whoever reports them (the `prometheus` sink) reads them through the pipeline's
-//! [`StatsHandle`].
+//! full its channel is; and the reloads of its configuration. The runtime keeps the
+//! counts (with atomics, as events pass); whoever reports them (the `prometheus` sink)
+//! reads them through the pipeline's [`StatsHandle`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tokio::sync::mpsc;
 
@@ -24,11 +24,18 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
-    pub(crate) fn new(id: String, channel: Option<&mpsc::Sender<Batch>>, sends: bool) -> NodeStats {
+    /// The counts of node `id`; of a node that replaces `before` (a reload's new node of
+    /// the same id), counting on from its counts.
+    pub(crate) fn new(
+        id: String,
+        channel: Option<&mpsc::Sender<Batch>>,
+        sends: bool,
+        before: Option<&NodeStats>,
+    ) -> NodeStats {
         NodeStats {
             id,
-            received: Arc::default(),
-            sent: Arc::default(),
+            received: before.map_or_else(Arc::default, |node| Arc::clone(&node.received)),
+            sent: before.map_or_else(Arc::default, |node| Arc::clone(&node.sent)),
             channel: channel.map(mpsc::Sender::downgrade),
             sends,
         }
@@ -53,25 +60,39 @@ impl NodeStats {
     }
 }
 
-/// The counts of every node of the running pipeline.
+/// The counts of every node of the running pipeline, and of its reloads.
 pub struct PipelineStats {
-    pub nodes: Vec<NodeStats>,
+    pub nodes: Vec<Arc<NodeStats>>,
+    /// Reloads that replaced the pipeline, and reloads refused (a bad file).
+    pub reloads: Arc<[AtomicU64; 2]>,
+}
+
+impl PipelineStats {
+    /// Reloads by result: `("success", n)`, `("failure", n)`.
+    pub fn reloads(&self) -> [(&'static str, u64); 2] {
+        let count = |n: usize| self.reloads[n].load(Ordering::Relaxed);
+        [("success", count(0)), ("failure", count(1))]
+    }
 }
 
 /// The counts of one pipeline, from when it starts to run: handed to the components
 /// that report them (the `prometheus` sink) when they are built, before there is
-/// anything to count.
+/// anything to count. A reload replaces the nodes' list; components kept by it keep
+/// their handle.
 #[derive(Clone, Default)]
-pub struct StatsHandle(Arc<OnceLock<PipelineStats>>);
+pub struct StatsHandle(Arc<RwLock<Option<Arc<PipelineStats>>>>);
 
 impl StatsHandle {
     /// The counts, once the pipeline runs.
-    pub fn get(&self) -> Option<&PipelineStats> {
-        self.0.get()
+    pub fn get(&self) -> Option<Arc<PipelineStats>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// Called once by the runtime as the pipeline starts; a second call is ignored.
+    /// Called by the runtime as the pipeline starts, and after each reload.
     pub(crate) fn set(&self, stats: PipelineStats) {
-        let _ = self.0.set(stats);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(stats));
     }
 }

@@ -6,6 +6,7 @@
 //! `aegis config expand`. Each node's options are decoded by its component's own
 //! config type; checking the graph is `pipeline::graph`'s job.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
@@ -288,6 +289,25 @@ impl PipelineConfig {
     }
 
     /// The configuration in the pipeline form, as YAML: what `config expand` prints.
+    /// Each node's options as YAML, by id, without its inputs: what a reload compares
+    /// to tell a node that changed from one that did not (its edges are wired anew
+    /// either way).
+    pub fn fingerprints(&self) -> HashMap<String, String> {
+        fn of<C: serde::Serialize>(
+            nodes: &[NodeConfig<C>],
+        ) -> impl Iterator<Item = (String, String)> + '_ {
+            nodes.iter().map(|node| {
+                let options =
+                    serde_norway::to_string(&node.config).expect("configuration serializes");
+                (node.id.clone(), options)
+            })
+        }
+        (of(&self.sources).map(|(id, options)| (id, format!("source\n{options}"))))
+            .chain(of(&self.stages).map(|(id, options)| (id, format!("stage\n{options}"))))
+            .chain(of(&self.sinks).map(|(id, options)| (id, format!("sink\n{options}"))))
+            .collect()
+    }
+
     pub fn to_yaml(&self) -> String {
         let mut top = Mapping::new();
         let sections = [

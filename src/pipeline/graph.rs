@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::base::component::{Sink, Source, Stage};
 use crate::base::diagnostics::{Diagnostics, closest};
@@ -33,6 +34,8 @@ pub enum Component {
     Source(Box<dyn Source>),
     Stage(Box<dyn Stage>),
     Sink(Box<dyn Sink>),
+    /// A node a reload keeps: it runs already, as configured (see [`Graph::rebuild`]).
+    Running,
 }
 
 /// A node of the graph: its id, the indexes of its inputs, its component.
@@ -47,6 +50,8 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// Its counts, which its components were given when built; the runtime fills them.
     pub stats: StatsHandle,
+    /// What its components share; a reload builds its new components with the same.
+    pub shared: Arc<Shared>,
 }
 
 /// What the checks need to know of a node, whatever its section.
@@ -72,9 +77,42 @@ impl Graph {
         options: &BuildOptions,
         diag: &mut Diagnostics,
     ) -> Option<Graph> {
+        let (stats, shared) = (StatsHandle::default(), Arc::default());
+        Graph::build_within(config, base, options, diag, stats, shared, &|_| false)
+    }
+
+    /// Checks `config` as [`Graph::build`] does, for a reload of the pipeline whose
+    /// counts and shared state are `running`: the nodes `keep` names are not built
+    /// again ([`Component::Running`]), the others are built with those.
+    pub fn rebuild(
+        config: &PipelineConfig,
+        base: &Path,
+        diag: &mut Diagnostics,
+        running: (&StatsHandle, &Arc<Shared>),
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Option<Graph> {
+        let (stats, shared) = (running.0.clone(), Arc::clone(running.1));
+        Graph::build_within(
+            config,
+            base,
+            &BuildOptions::default(),
+            diag,
+            stats,
+            shared,
+            keep,
+        )
+    }
+
+    fn build_within(
+        config: &PipelineConfig,
+        base: &Path,
+        options: &BuildOptions,
+        diag: &mut Diagnostics,
+        stats: StatsHandle,
+        shared: Arc<Shared>,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Option<Graph> {
         let decoded_cleanly = !diag.has_errors();
-        let stats = StatsHandle::default();
-        let shared = Shared::default();
         let around = Surroundings {
             base,
             once: options.once,
@@ -86,16 +124,28 @@ impl Graph {
         let mut components = Vec::new();
         for n in &config.sources {
             shapes.push(shape(n, "source", &[], n.config.emits()));
+            if keep(&n.id) {
+                components.push(Some(Component::Running));
+                continue;
+            }
             let mut cx = around.context(n, &[], diag);
             components.push(n.config.build(&mut cx).map(Component::Source));
         }
         for n in &config.stages {
             shapes.push(shape(n, "stage", n.config.accepts(), n.config.emits()));
+            if keep(&n.id) {
+                components.push(Some(Component::Running));
+                continue;
+            }
             let mut cx = around.context(n, &[], diag);
             components.push(n.config.build(&mut cx).map(Component::Stage));
         }
         for n in &config.sinks {
             shapes.push(shape(n, "sink", n.config.accepts(), &[]));
+            if keep(&n.id) {
+                components.push(Some(Component::Running));
+                continue;
+            }
             // The health checks that feed the sink directly (a check's results go
             // straight from its source), so that it knows what to wait for.
             let checks: Vec<(&str, &str)> = (config.sources.iter())
@@ -124,7 +174,11 @@ impl Graph {
                 component: component.expect("no errors, so every component was built"),
             })
             .collect();
-        Some(Graph { nodes, stats })
+        Some(Graph {
+            nodes,
+            stats,
+            shared,
+        })
     }
 
     /// Adds a sink fed by every source and stage (the `--once` summary).
@@ -440,7 +494,10 @@ mod tests {
             .unwrap()
         };
         let (first, second) = (build(), build());
-        first.stats.set(PipelineStats { nodes: Vec::new() });
+        first.stats.set(PipelineStats {
+            nodes: Vec::new(),
+            reloads: Default::default(),
+        });
         assert!(first.stats.get().is_some());
         assert!(
             second.stats.get().is_none(),

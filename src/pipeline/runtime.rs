@@ -11,16 +11,18 @@
 //! returns, dropping its own senders; sinks drain, flush and return. `run` returns
 //! when every task has.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::graph::{Component, Graph};
-use crate::base::component::{Batch, CHANNEL_CAPACITY, Input, NodeError, Output, Stage};
-use crate::base::stats::{NodeStats, PipelineStats};
+use super::graph::{Component, Graph, Node};
+use crate::base::component::{Batch, CHANNEL_CAPACITY, Input, NodeError, Output, Stage, Wiring};
+use crate::base::stats::{NodeStats, PipelineStats, StatsHandle};
 
 /// A node that stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -31,94 +33,259 @@ pub struct NodeFailed {
     pub error: NodeError,
 }
 
+/// Makes the graph a reload asks for: the new configuration's, its unchanged nodes
+/// marked [`Component::Running`]; `None` when the configuration is refused (the
+/// reloader says why).
+pub trait Reloader: Send {
+    fn reload(&mut self) -> Option<Graph>;
+}
+
 /// Runs `graph` until its sources end (or `shutdown` stops them) and everything they
 /// emitted has been through the sinks. A node that fails stops the pipeline the same
 /// way. Returns the nodes that failed, if any.
 pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<NodeFailed>> {
-    let count = graph.nodes.len();
-    let mut senders: Vec<Option<mpsc::Sender<Batch>>> = Vec::with_capacity(count);
-    let mut receivers: Vec<Option<mpsc::Receiver<Batch>>> = Vec::with_capacity(count);
-    for node in &graph.nodes {
-        if matches!(node.component, Component::Source(_)) {
-            senders.push(None);
-            receivers.push(None);
-        } else {
-            let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-            senders.push(Some(sender));
-            receivers.push(Some(receiver));
-        }
-    }
-    let mut outputs: Vec<Vec<mpsc::Sender<Batch>>> = vec![Vec::new(); count];
-    for (consumer, node) in graph.nodes.iter().enumerate() {
-        for &input in &node.inputs {
-            outputs[input].push(
-                senders[consumer]
-                    .clone()
-                    .expect("only sources have no channel"),
-            );
-        }
-    }
-    let stats: Vec<NodeStats> = (graph.nodes.iter().zip(&senders))
-        .map(|(node, sender)| {
-            let sends = !matches!(node.component, Component::Sink(_));
-            NodeStats::new(node.id.clone(), sender.as_ref(), sends)
-        })
-        .collect();
-    let counters: Vec<_> = (stats.iter())
-        .map(|node| (Arc::clone(&node.sent), Arc::clone(&node.received)))
-        .collect();
-    graph.stats.set(PipelineStats { nodes: stats });
-    // The original senders are dropped here, so a channel closes exactly when all the
-    // nodes feeding it have stopped.
-    drop(senders);
+    let mut pipeline = Pipeline::new(graph.stats.clone(), shutdown);
+    pipeline.replace(graph);
+    // Nothing can be added to a pipeline that is not reloaded: a channel closes
+    // exactly when all the nodes feeding it have stopped.
+    pipeline.close_inboxes();
+    pipeline.finish(None).await
+}
 
-    let mut tasks = JoinSet::new();
-    let nodes = graph
-        .nodes
-        .into_iter()
-        .zip(outputs)
-        .zip(receivers)
-        .zip(counters);
-    for (((node, mut output), receiver), (sent, received)) in nodes {
-        if matches!(node.component, Component::Source(_)) && output.len() > 1 {
-            output = vec![relay(output)];
+/// [`run`], and on each request on `reloads`, the graph `reloader` makes replaces the
+/// running one: nodes it keeps run on untouched (a tail keeps its offsets, a check its
+/// phase, a stage its state, a supervised process runs on), nodes it drops are
+/// stopped and drained, new ones start, and every edge is wired as it says.
+pub async fn run_reloading(
+    graph: Graph,
+    shutdown: CancellationToken,
+    reloads: mpsc::Receiver<()>,
+    reloader: Box<dyn Reloader>,
+) -> Result<(), Vec<NodeFailed>> {
+    let mut pipeline = Pipeline::new(graph.stats.clone(), shutdown);
+    pipeline.replace(graph);
+    pipeline.finish(Some((reloads, reloader))).await
+}
+
+/// A node of the running pipeline.
+struct Live {
+    id: String,
+    /// Where its inputs send: kept while the pipeline may be reloaded, so that new
+    /// inputs can be wired to it; `None` for a source, or once it is no longer wired.
+    inbox: Option<mpsc::Sender<Batch>>,
+    /// Where it sends, which a reload rewires.
+    wiring: Arc<Wiring>,
+    /// Stops it, if it is a source (sources stop on this token; the rest drain).
+    stop: CancellationToken,
+    stats: Arc<NodeStats>,
+    /// In the current graph (a node a reload dropped runs on until it has drained).
+    current: bool,
+}
+
+/// The running nodes and their tasks.
+struct Pipeline {
+    nodes: Vec<Live>,
+    tasks: JoinSet<Result<(), NodeFailed>>,
+    stats: StatsHandle,
+    reloads: Arc<[AtomicU64; 2]>,
+    shutdown: CancellationToken,
+}
+
+impl Pipeline {
+    fn new(stats: StatsHandle, shutdown: CancellationToken) -> Pipeline {
+        Pipeline {
+            nodes: Vec::new(),
+            tasks: JoinSet::new(),
+            stats,
+            reloads: Arc::default(),
+            shutdown,
         }
-        let output = Output::new(output, sent);
-        let input = receiver.map(|receiver| Input::new(receiver, received));
+    }
+
+    /// Makes `graph` the running pipeline: starts its new nodes, lets its
+    /// [`Component::Running`] ones run on, drops the nodes it does not have, and wires
+    /// every edge as it says.
+    fn replace(&mut self, graph: Graph) {
+        let mut at: Vec<usize> = Vec::with_capacity(graph.nodes.len());
+        let mut started = Vec::new();
+        let kept: HashSet<&str> = (graph.nodes.iter())
+            .filter(|node| matches!(node.component, Component::Running))
+            .map(|node| node.id.as_str())
+            .collect();
+        // Dropped: stopped if a source, unwired if not (it drains what it has).
+        for live in self.nodes.iter_mut().filter(|live| live.current) {
+            if !kept.contains(live.id.as_str()) {
+                live.current = false;
+                live.stop.cancel();
+                live.inbox = None;
+            }
+        }
+        let inputs: Vec<Vec<usize>> = graph.nodes.iter().map(|node| node.inputs.clone()).collect();
+        for node in graph.nodes {
+            if matches!(node.component, Component::Running) {
+                let index = (self.nodes.iter())
+                    .position(|live| live.current && live.id == node.id)
+                    .expect("a kept node runs");
+                at.push(index);
+                continue;
+            }
+            let is_source = matches!(node.component, Component::Source(_));
+            let (inbox, receiver) = match is_source {
+                true => (None, None),
+                false => {
+                    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+                    (Some(sender), Some(receiver))
+                }
+            };
+            // A node replaced by one of the same id goes on counting where it was.
+            let before = self.nodes.iter().rev().find(|live| live.id == node.id);
+            let stats = Arc::new(NodeStats::new(
+                node.id.clone(),
+                inbox.as_ref(),
+                !matches!(node.component, Component::Sink(_)),
+                before.map(|live| &*live.stats),
+            ));
+            self.nodes.push(Live {
+                id: node.id.clone(),
+                inbox,
+                wiring: Arc::default(),
+                stop: self.shutdown.child_token(),
+                stats,
+                current: true,
+            });
+            at.push(self.nodes.len() - 1);
+            started.push((self.nodes.len() - 1, node, receiver));
+        }
+        // Every edge of the new graph, to the running nodes' channels.
+        let mut outputs: Vec<Vec<mpsc::Sender<Batch>>> = vec![Vec::new(); at.len()];
+        for (consumer, inputs) in inputs.iter().enumerate() {
+            let inbox = self.nodes[at[consumer]].inbox.clone();
+            for &input in inputs {
+                outputs[input].push(inbox.clone().expect("only sources have no channel"));
+            }
+        }
+        for (index, downstream) in at.iter().zip(outputs) {
+            self.nodes[*index].wiring.replace(downstream);
+        }
+        for (index, node, receiver) in started {
+            self.start(index, node, receiver);
+        }
+        self.publish_stats();
+    }
+
+    fn start(&mut self, index: usize, node: Node, receiver: Option<mpsc::Receiver<Batch>>) {
+        let live = &self.nodes[index];
+        let sent = Arc::clone(&live.stats.sent);
+        let input = receiver.map(|receiver| Input::new(receiver, Arc::clone(&live.stats.received)));
+        let wiring = Arc::clone(&live.wiring);
+        // Sources run on threads of their own: one that feeds several nodes sends
+        // through a relay on this thread (see `relay`), which rewiring then reaches.
+        let own = match &node.component {
+            Component::Source(_) if wiring.current().len() > 1 => {
+                Arc::new(Wiring::new(vec![relay(Arc::clone(&wiring))]))
+            }
+            _ => Arc::clone(&wiring),
+        };
+        let output = Output::new(Arc::clone(&own), sent);
         let id = node.id;
         let task = match (node.component, input) {
-            (Component::Source(source), _) => source.run(output, shutdown.clone()),
+            (Component::Source(source), _) => source.run(output, live.stop.clone()),
             (Component::Stage(stage), Some(input)) => Box::pin(run_stage(stage, input, output)),
             (Component::Sink(sink), Some(input)) => sink.run(input),
-            (_, None) => unreachable!("stages and sinks were given a channel above"),
+            (Component::Running, _) | (_, None) => {
+                unreachable!("running nodes are not started; stages and sinks have a channel")
+            }
         };
-        tasks.spawn(async move { task.await.map_err(|error| NodeFailed { id, error }) });
+        self.tasks.spawn(async move {
+            let result = task.await;
+            // What it sent through is let go, so that the nodes it fed see their
+            // inputs end once all of theirs have.
+            own.replace(Vec::new());
+            result.map_err(|error| NodeFailed { id, error })
+        });
     }
-    let mut failed = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            // A node that finished with part of its work undone stops nothing: the
-            // others finish theirs, and the run reports the failure at the end.
-            Ok(Err(failure)) if matches!(failure.error, NodeError::Incomplete(_)) => {
-                tracing::warn!(node = %failure.id, error = %failure.error, "Node finished without doing all of its work.");
-                failed.push(failure);
-            }
-            Ok(Err(failure)) => {
-                // A pipeline missing a node does not do what was configured (a metrics
-                // port that could not be bound, say): stop it all, loudly, rather than
-                // run on half-blind. Sources stop, and the rest drains as on a signal.
-                tracing::error!(node = %failure.id, error = %failure.error, "Node failed; stopping the pipeline.");
-                shutdown.cancel();
-                failed.push(failure);
-            }
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+
+    /// Lets go of every channel's own sender: from now on a channel closes when the
+    /// nodes feeding it have stopped.
+    fn close_inboxes(&mut self) {
+        for live in &mut self.nodes {
+            live.inbox = None;
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(failed)
+
+    fn publish_stats(&self) {
+        let nodes = (self.nodes.iter())
+            .filter(|live| live.current)
+            .map(|live| Arc::clone(&live.stats))
+            .collect();
+        self.stats.set(PipelineStats {
+            nodes,
+            reloads: Arc::clone(&self.reloads),
+        });
+    }
+
+    /// Runs until every task has ended, reloading on request until shutdown.
+    async fn finish(
+        mut self,
+        mut reloading: Option<(mpsc::Receiver<()>, Box<dyn Reloader>)>,
+    ) -> Result<(), Vec<NodeFailed>> {
+        let mut failed = Vec::new();
+        let mut stopping = reloading.is_none();
+        loop {
+            let request = async {
+                match &mut reloading {
+                    Some((requests, _)) => requests.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                joined = self.tasks.join_next() => {
+                    let Some(joined) = joined else { break };
+                    match joined {
+                        Ok(Ok(())) => {}
+                        // A node that finished with part of its work undone stops
+                        // nothing: the others finish theirs, and the run reports the
+                        // failure at the end.
+                        Ok(Err(failure)) if matches!(failure.error, NodeError::Incomplete(_)) => {
+                            tracing::warn!(node = %failure.id, error = %failure.error, "Node finished without doing all of its work.");
+                            failed.push(failure);
+                        }
+                        Ok(Err(failure)) => {
+                            // A pipeline missing a node does not do what was configured
+                            // (a metrics port that could not be bound, say): stop it all,
+                            // loudly, rather than run on half-blind. Sources stop, and
+                            // the rest drains as on a signal.
+                            tracing::error!(node = %failure.id, error = %failure.error, "Node failed; stopping the pipeline.");
+                            self.shutdown.cancel();
+                            failed.push(failure);
+                        }
+                        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+                    }
+                }
+                () = self.shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    reloading = None;
+                    self.close_inboxes();
+                }
+                Some(()) = request, if !stopping => {
+                    let (_, reloader) = reloading.as_mut().expect("a request came");
+                    match reloader.reload() {
+                        Some(graph) => {
+                            self.reloads[0].fetch_add(1, Ordering::Relaxed);
+                            self.replace(graph);
+                        }
+                        None => {
+                            self.reloads[1].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed)
+        }
     }
 }
 
@@ -129,19 +296,22 @@ pub async fn run(graph: Graph, shutdown: CancellationToken) -> Result<(), Vec<No
 /// than the batch of a live log. Through the relay it wakes once, and the relay's
 /// sends stay on this thread. Backpressure is kept: the relay waits on a full
 /// downstream channel, and its own channel then fills; when every downstream node has
-/// stopped, the relay stops and the source learns it.
-fn relay(downstream: Vec<mpsc::Sender<Batch>>) -> mpsc::Sender<Batch> {
+/// stopped, the relay stops and the source learns it. Once the source has stopped and
+/// its last batches are passed on, the relay lets `downstream` go.
+fn relay(downstream: Arc<Wiring>) -> mpsc::Sender<Batch> {
     let (sender, mut receiver) = mpsc::channel::<Batch>(CHANNEL_CAPACITY);
     tokio::spawn(async move {
         while let Some(batch) = receiver.recv().await {
-            let mut delivered = false;
-            for channel in &downstream {
+            let channels = downstream.current();
+            let mut delivered = channels.is_empty();
+            for channel in channels.iter() {
                 delivered |= channel.send(Arc::clone(&batch)).await.is_ok();
             }
             if !delivered {
                 break;
             }
         }
+        downstream.replace(Vec::new());
     });
     sender
 }
@@ -321,6 +491,7 @@ mod tests {
                 node("slow", vec![1, 0], Component::Sink(Box::new(slow_sink))),
             ],
             stats: StatsHandle::default(),
+            shared: Default::default(),
         };
         run(graph, CancellationToken::new()).await.unwrap();
         let expected: Vec<String> = (0..500).map(|n| format!("{n}\n")).collect();

@@ -75,6 +75,7 @@ pub struct Metrics {
     alerts: IntGaugeVec,
     alert_transitions: IntCounterVec,
     node_received: IntCounterVec,
+    reloads: IntCounterVec,
     node_sent: IntCounterVec,
     node_queued: IntGaugeVec,
     render_duration: Gauge,
@@ -489,6 +490,16 @@ impl Metrics {
                     &["service", "alertname", "state"],
                 ),
             ),
+            reloads: family(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "aegis_config_reloads_total",
+                        "Reloads of the configuration on SIGHUP, by result: success (the pipeline was replaced), failure (the file was refused; the pipeline runs on unchanged).",
+                    ),
+                    &["result"],
+                ),
+            ),
             node_received: family(
                 &r,
                 IntCounterVec::new(
@@ -791,6 +802,10 @@ impl Metrics {
     /// and returns the registry to encode: [`encode`] needs no `&mut`, so a caller
     /// sharing these metrics can encode without holding them.
     pub fn refresh(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Rendering {
+        for (result, count) in pipeline.iter().flat_map(|stats| stats.reloads()) {
+            let reloads = self.reloads.with_label_values(&[result]);
+            reloads.inc_by(count.saturating_sub(reloads.get()));
+        }
         for node in pipeline.into_iter().flat_map(|stats| &stats.nodes) {
             let id = [node.id.as_str()];
             // Counters only go up: add what was counted since the last render.

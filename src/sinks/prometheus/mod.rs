@@ -273,7 +273,7 @@ impl Pages {
             .metrics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .refresh(SystemTime::now(), self.stats.get());
+            .refresh(SystemTime::now(), self.stats.get().as_deref());
         let text = match tokio::task::spawn_blocking(move || rendering.encode()).await {
             Ok(text) => text,
             Err(err) => format!("# rendering failed: {err}\n").into_bytes(),

@@ -85,7 +85,6 @@ impl Scheduled {
         // A late tick is followed by the next one on the original phase, never by a
         // burst of the ticks it missed.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let supervisor = self.supervised.reporter(&self.service);
         loop {
             let scheduled = tokio::select! {
                 biased;
@@ -97,7 +96,8 @@ impl Scheduled {
                 () = shutdown.cancelled() => return,
                 result = self.tick(scheduled, &mut rng) => result,
             };
-            if let Some(supervisor) = &supervisor {
+            // Looked up each time: a reload may replace the service's supervisor.
+            if let Some(supervisor) = self.supervised.reporter(&self.service) {
                 supervisor.report(&self.check, result.outcome == Outcome::Down);
             }
             if out.send(vec![Event::ProbeResult(result)]).await.is_err() || self.once {
@@ -171,7 +171,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::base::component::Batch;
+    use crate::base::component::{Batch, Wiring};
     use crate::base::retry::Jitter;
     use crate::sources::probe::check::CheckConfig;
 
@@ -232,9 +232,10 @@ mod tests {
         let (sender, mut receiver) = mpsc::channel::<Batch>(capacity);
         let shutdown = CancellationToken::new();
         let start = Instant::now();
-        let task = tokio::spawn(
-            Box::new(check).schedule(Output::new(vec![sender], Arc::default()), shutdown.clone()),
-        );
+        let task = tokio::spawn(Box::new(check).schedule(
+            Output::new(Arc::new(Wiring::new(vec![sender])), Arc::default()),
+            shutdown.clone(),
+        ));
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::time::sleep(run).await;

@@ -2,14 +2,15 @@
 //! supervised service reports its results to the service's supervisor here, beside
 //! the pipeline, since the checks are sources too and no edge runs between sources.
 //!
-//! Supervisors register at build time; checks look their service up when they start
-//! to run (every node is built by then), so the order of the configuration does not
-//! matter. A report that finds the supervisor's queue full is dropped: the supervisor
-//! is busy stopping or starting the process, and the results that follow tell it the
-//! same.
+//! Supervisors register when they start to run, and checks look their service up with
+//! each result, so neither the order of the configuration nor a reload that replaces
+//! one and not the other matters (and a reload that is refused, whose nodes are built
+//! but never run, changes nothing). A report that finds the supervisor's queue full is
+//! dropped: the supervisor is busy stopping or starting the process, and the results
+//! that follow tell it the same.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
@@ -29,13 +30,30 @@ pub struct HealthReport {
 #[derive(Default)]
 pub struct Supervised(Mutex<HashMap<ServiceName, mpsc::Sender<HealthReport>>>);
 
+/// A supervisor's end of its service's reports: [`Health::register`] it when it runs.
+pub struct Health {
+    registry: Arc<Supervised>,
+    sender: mpsc::Sender<HealthReport>,
+    pub reports: mpsc::Receiver<HealthReport>,
+}
+
+impl Health {
+    /// From now on the reports of the checks of `service` come here.
+    pub fn register(&self, service: &ServiceName) {
+        let mut map = (self.registry.0.lock()).unwrap_or_else(PoisonError::into_inner);
+        map.insert(service.clone(), self.sender.clone());
+    }
+}
+
 impl Supervised {
-    /// Registers the supervisor of `service`: the reports of its checks come here.
-    pub fn watch(&self, service: &ServiceName) -> mpsc::Receiver<HealthReport> {
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.insert(service.clone(), sender);
-        receiver
+    /// A channel for the reports of a service's checks, not yet registered.
+    pub fn channel(self: &Arc<Supervised>) -> Health {
+        let (sender, reports) = mpsc::channel(QUEUE);
+        Health {
+            registry: Arc::clone(self),
+            sender,
+            reports,
+        }
     }
 
     /// Where a check of `service` reports, if its supervisor wants the results.

@@ -248,9 +248,8 @@ impl ComponentType for SupervisorConfig {
     /// A one-shot run starts no process: it reads what exists and ends.
     fn build(&self, cx: &mut BuildContext) -> Option<Box<dyn Source>> {
         let service: Arc<str> = self.service.as_str().into();
-        let health = self
-            .restart_on_unhealthy
-            .map(|after| (cx.shared.get::<Supervised>().watch(&service), after));
+        let health = (self.restart_on_unhealthy)
+            .map(|after| (cx.shared.get::<Supervised>().channel(), after));
         let output = self.output.clone().unwrap_or_default();
         Some(Box::new(Supervisor {
             service,

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use tokio::process::Child;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::health::HealthReport;
+use super::health::Health;
 use super::output::OutputLog;
 use super::{RestartBudget, RestartPolicy, STABLE_RUN};
 use crate::base::component::{NodeError, Output, Source};
@@ -41,7 +40,7 @@ pub struct Supervisor {
     pub(super) budget: RestartBudget,
     /// With `restart_on_unhealthy`: the service's check results, and how many down
     /// results in a row restart it.
-    pub(super) health: Option<(mpsc::Receiver<HealthReport>, u32)>,
+    pub(super) health: Option<(Health, u32)>,
     pub(super) stop_timeout: Duration,
     pub(super) output: OutputLog,
     pub(super) once: bool,
@@ -76,6 +75,9 @@ impl Source for Supervisor {
 
 impl Supervisor {
     async fn supervise(mut self, out: Output, shutdown: CancellationToken) {
+        if let Some((health, _)) = &self.health {
+            health.register(&self.service);
+        }
         let backoff = self.backoff.clone();
         let mut rng = fastrand::Rng::new();
         let mut delays = backoff.delays(rng.fork());
@@ -109,7 +111,7 @@ impl Supervisor {
                 recent.pop_front();
             }
             if recent.len() >= self.budget.max_restarts as usize {
-                tracing::error!(service = %self.service, restarts = recent.len(), within = ?self.budget.within, "The supervised process's restart budget is spent: it is not restarted again until Aegis is restarted or reloaded.");
+                tracing::error!(service = %self.service, restarts = recent.len(), within = ?self.budget.within, "The supervised process's restart budget is spent: it is not restarted again until Aegis restarts, or a reload changes its configuration.");
                 let gave_up = Change::GaveUp {
                     restarts: recent.len() as u32,
                     within: self.budget.within,
@@ -242,13 +244,13 @@ impl Supervisor {
     ) -> (std::io::Result<ExitStatus>, Option<RestartReason>, bool) {
         // Results from before this start say nothing about this process.
         let mut down_in_a_row: HashMap<ServiceName, u32> = HashMap::new();
-        if let Some((reports, _)) = &mut self.health {
-            while reports.try_recv().is_ok() {}
+        if let Some((health, _)) = &mut self.health {
+            while health.reports.try_recv().is_ok() {}
         }
         loop {
             let report = async {
                 match &mut self.health {
-                    Some((reports, _)) => reports.recv().await,
+                    Some((health, _)) => health.reports.recv().await,
                     None => std::future::pending().await,
                 }
             };
