@@ -253,6 +253,7 @@ fn deliver(c: &mut Criterion) {
                         ],
                         stats: StatsHandle::default(),
                         shared: Default::default(),
+                        services: Arc::new([]),
                     };
                     let started = Instant::now();
                     runtime

@@ -224,3 +224,63 @@ fn an_unchanged_firing_alert_is_not_told_again() {
         .count();
     assert_eq!(firing, 1, "and fired once");
 }
+
+#[test]
+fn a_removed_service_goes_with_its_process_and_its_series() {
+    let scene = Scene::new();
+    let shop = "  - name: shop
+    health_checks:
+      - { name: health, type: script, command: [/bin/true], interval: 200ms }
+";
+    let old = "  - name: old
+    command: [sleep, '300']
+    health_checks:
+      - { name: health, type: script, command: [/bin/true], interval: 200ms }
+";
+    let config =
+        |services: &str| format!("services:\n{services}prometheus:\n  listen: 127.0.0.1:0\n");
+    scene.config(&config(&format!("{shop}{old}")));
+    let mut aegis = scene.run(&[]);
+    let metrics = metrics_address(&mut aegis);
+    let ticks = |service: &str| {
+        format!(
+            r#"aegis_health_checks_total{{check="health",result="success",service="{service}"}}"#
+        )
+    };
+    let before = scrape_until(&metrics, "both services' results", |body| {
+        value(body, &ticks("shop")).is_some_and(|n| n >= 3.0)
+            && value(body, &ticks("old")).is_some()
+    });
+    let shop_before = value(&before, &ticks("shop")).unwrap();
+    aegis.wait_out("old's start", |out| events(out, "lifecycle").count() == 1);
+    let pid = events(&aegis.out, "lifecycle")
+        .find(|e| e["change"] == "started")
+        .and_then(|e| e["pid"].as_u64())
+        .expect("old's process");
+    reload(
+        &mut aegis,
+        &scene,
+        &config(shop),
+        "Reloaded the configuration.",
+    );
+    let after = scrape_until(&metrics, "old's series gone", |body| {
+        !body.contains(r#"service="old""#)
+            && value(body, &ticks("shop")).is_some_and(|n| n > shop_before + 2.0)
+    });
+    // The kept service's counter went on from where it was, not from 0.
+    assert!(value(&after, &ticks("shop")).unwrap() > shop_before);
+    assert!(
+        after.contains(r#"aegis_config_reloads_total{result="success"} 1"#),
+        "{after}"
+    );
+    aegis.wait_out("old's process stopped", |out| {
+        events(out, "lifecycle").any(|e| e["change"] == "exited")
+    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+    );
+    assert_eq!(aegis.terminate().code(), Some(0));
+}

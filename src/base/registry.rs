@@ -46,6 +46,12 @@ pub trait ComponentType: Sized + Serialize {
     fn check(&self) -> Option<(&str, &str)> {
         None
     }
+
+    /// The service whose events it makes, if it is a source of one (what a reload
+    /// compares to tell the services that are gone).
+    fn service(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What a component's build may use from its surroundings. One per node; the parts
@@ -193,6 +199,14 @@ macro_rules! declare {
                 use $crate::base::registry::ComponentType;
                 match self {
                     $( $(#[cfg($cfg)])? $config::$variant(config) => config.check(), )+
+                }
+            }
+
+            /// The service whose events it makes, if it is a source of one.
+            pub fn service(&self) -> Option<&str> {
+                use $crate::base::registry::ComponentType;
+                match self {
+                    $( $(#[cfg($cfg)])? $config::$variant(config) => config.service(), )+
                 }
             }
 

@@ -65,6 +65,9 @@ pub struct PipelineStats {
     pub nodes: Vec<Arc<NodeStats>>,
     /// Reloads that replaced the pipeline, and reloads refused (a bad file).
     pub reloads: Arc<[AtomicU64; 2]>,
+    /// The services its sources watch or run, sorted: a service a reload removed is
+    /// not among them, and its series go.
+    pub services: Arc<[String]>,
 }
 
 impl PipelineStats {

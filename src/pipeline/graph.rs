@@ -52,6 +52,8 @@ pub struct Graph {
     pub stats: StatsHandle,
     /// What its components share; a reload builds its new components with the same.
     pub shared: Arc<Shared>,
+    /// The services its sources watch or run, sorted.
+    pub services: Arc<[String]>,
 }
 
 /// What the checks need to know of a node, whatever its section.
@@ -174,10 +176,17 @@ impl Graph {
                 component: component.expect("no errors, so every component was built"),
             })
             .collect();
+        let mut services: Vec<String> = (config.sources.iter())
+            .filter_map(|source| source.config.service())
+            .map(str::to_owned)
+            .collect();
+        services.sort();
+        services.dedup();
         Some(Graph {
             nodes,
             stats,
             shared,
+            services: services.into(),
         })
     }
 
@@ -497,6 +506,7 @@ mod tests {
         first.stats.set(PipelineStats {
             nodes: Vec::new(),
             reloads: Default::default(),
+            services: Arc::new([]),
         });
         assert!(first.stats.get().is_some());
         assert!(

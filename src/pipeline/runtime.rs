@@ -88,6 +88,8 @@ struct Pipeline {
     tasks: JoinSet<Result<(), NodeFailed>>,
     stats: StatsHandle,
     reloads: Arc<[AtomicU64; 2]>,
+    /// The services of the running graph.
+    services: Arc<[String]>,
     shutdown: CancellationToken,
 }
 
@@ -98,6 +100,7 @@ impl Pipeline {
             tasks: JoinSet::new(),
             stats,
             reloads: Arc::default(),
+            services: Arc::new([]),
             shutdown,
         }
     }
@@ -120,6 +123,7 @@ impl Pipeline {
                 live.inbox = None;
             }
         }
+        self.services = Arc::clone(&graph.services);
         let inputs: Vec<Vec<usize>> = graph.nodes.iter().map(|node| node.inputs.clone()).collect();
         for node in graph.nodes {
             if matches!(node.component, Component::Running) {
@@ -221,6 +225,7 @@ impl Pipeline {
         self.stats.set(PipelineStats {
             nodes,
             reloads: Arc::clone(&self.reloads),
+            services: Arc::clone(&self.services),
         });
     }
 
@@ -492,6 +497,7 @@ mod tests {
             ],
             stats: StatsHandle::default(),
             shared: Default::default(),
+            services: Arc::new([]),
         };
         run(graph, CancellationToken::new()).await.unwrap();
         let expected: Vec<String> = (0..500).map(|n| format!("{n}\n")).collect();

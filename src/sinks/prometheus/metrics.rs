@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -86,6 +87,9 @@ pub struct Metrics {
     current_alerts: CurrentAlerts,
     /// When each supervised process now running was started, for its uptime.
     process_started: HashMap<ServiceName, SystemTime>,
+    /// The services of the pipeline as last rendered: when a reload changes them, the
+    /// series of the services and nodes it removed go.
+    configured: Option<Arc<[String]>>,
 }
 
 /// A check: its service and its name.
@@ -543,6 +547,7 @@ impl Metrics {
             perfdata_series: HashMap::new(),
             current_alerts: CurrentAlerts::default(),
             process_started: HashMap::new(),
+            configured: None,
             registry: r,
         };
         #[cfg(target_os = "linux")]
@@ -802,6 +807,9 @@ impl Metrics {
     /// and returns the registry to encode: [`encode`] needs no `&mut`, so a caller
     /// sharing these metrics can encode without holding them.
     pub fn refresh(&mut self, now: SystemTime, pipeline: Option<&PipelineStats>) -> Rendering {
+        if let Some(pipeline) = pipeline {
+            self.forget_removed(pipeline);
+        }
         for (result, count) in pipeline.iter().flat_map(|stats| stats.reloads()) {
             let reloads = self.reloads.with_label_values(&[result]);
             reloads.inc_by(count.saturating_sub(reloads.get()));
@@ -838,6 +846,73 @@ impl Metrics {
         Rendering {
             registry: self.registry.clone(),
             took: self.render_duration.clone(),
+        }
+    }
+
+    /// After a reload, drops the series of the services and the nodes it removed, so
+    /// that what `/metrics` shows is what runs. (Nothing happens at the first render,
+    /// nor at renders between reloads: the services are compared by pointer.)
+    fn forget_removed(&mut self, pipeline: &PipelineStats) {
+        let same =
+            (self.configured.as_ref()).is_some_and(|seen| Arc::ptr_eq(seen, &pipeline.services));
+        let first = self.configured.is_none();
+        self.configured = Some(Arc::clone(&pipeline.services));
+        if same || first {
+            return;
+        }
+        let service_gone = |service: &str| {
+            pipeline
+                .services
+                .binary_search_by(|s| s.as_str().cmp(service))
+                .is_err()
+        };
+        let node_gone = |node: &str| !pipeline.nodes.iter().any(|stats| stats.id == node);
+        self.services.retain(|service, _| !service_gone(service));
+        self.perfdata_series
+            .retain(|(service, _), _| !service_gone(service));
+        self.process_started
+            .retain(|service, _| !service_gone(service));
+        let by_service: [&dyn Forget; 36] = [
+            &self.service_up,
+            &self.service_uptime,
+            &self.service_transition,
+            &self.process_running,
+            &self.process_uptime,
+            &self.process_start,
+            &self.process_exit_code,
+            &self.process_given_up,
+            &self.restarts,
+            &self.check_up,
+            &self.check_degraded,
+            &self.check_duration,
+            &self.checks,
+            &self.failures,
+            &self.attempts,
+            &self.retries,
+            &self.perfdata,
+            &self.log_lines,
+            &self.log_bytes,
+            &self.log_cut,
+            &self.log_lossy,
+            &self.matches,
+            &self.pattern_errors,
+            &self.requests,
+            &self.unparsed,
+            &self.signal_value,
+            &self.signal_baseline,
+            &self.anomaly_score,
+            &self.anomaly_active,
+            &self.anomaly_transitions,
+            &self.unjudged,
+            &self.alerts,
+            &self.alert_transitions,
+            &self.node_received,
+            &self.node_sent,
+            &self.node_queued,
+        ];
+        for family in by_service {
+            family.forget("service", &service_gone);
+            family.forget("node", &node_gone);
         }
     }
 
@@ -898,6 +973,36 @@ fn base_unit(value: f64, unit: &str) -> (f64, &'static str) {
 /// (a label value may hold any text, but not without bound).
 fn bounded_label(label: &str) -> String {
     label.chars().take(64).collect()
+}
+
+/// A labelled family whose series of a gone label value can be removed.
+trait Forget {
+    /// Removes the series whose `label` has a value `gone` says is gone; nothing if the
+    /// family has no such label.
+    fn forget(&self, label: &str, gone: &dyn Fn(&str) -> bool);
+}
+
+impl<T: MetricVecBuilder> Forget for MetricVec<T> {
+    fn forget(&self, label: &str, gone: &dyn Fn(&str) -> bool) {
+        let names: Vec<String> = (self.desc().iter())
+            .flat_map(|desc| desc.variable_labels.iter().cloned())
+            .collect();
+        if !names.iter().any(|name| name == label) {
+            return;
+        }
+        for family in self.collect() {
+            for metric in family.get_metric() {
+                let pairs = metric.get_label();
+                let value_of = |name: &str| {
+                    (pairs.iter().find(|pair| pair.name() == name)).map_or("", |pair| pair.value())
+                };
+                if gone(value_of(label)) {
+                    let values: Vec<&str> = names.iter().map(|name| value_of(name)).collect();
+                    let _ = self.remove_label_values(&values);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

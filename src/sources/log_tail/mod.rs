@@ -180,6 +180,10 @@ impl ComponentType for LogTailConfig {
             once: cx.once,
         }))
     }
+
+    fn service(&self) -> Option<&str> {
+        Some(&self.service)
+    }
 }
 
 /// A running `log_tail` source.

@@ -122,6 +122,10 @@ impl<P: ProbeOptions> ComponentType for ProbeConfig<P> {
     fn check(&self) -> Option<(&str, &str)> {
         Some((&self.check.service, &self.check.check))
     }
+
+    fn service(&self) -> Option<&str> {
+        Some(&self.check.service)
+    }
 }
 
 #[cfg(test)]

@@ -269,4 +269,8 @@ impl ComponentType for SupervisorConfig {
             once: cx.once,
         }))
     }
+
+    fn service(&self) -> Option<&str> {
+        Some(&self.service)
+    }
 }
