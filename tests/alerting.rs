@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::servers::ClosedPort;
-use crate::util::{Running, Scene};
+use crate::util::{Running, Scene, aegis_succeeds};
 use crate::webhook::WebhookServer;
 
 /// A service whose script check is down until `FLAG` exists, checked every 300 ms,
@@ -132,19 +132,7 @@ fn what_a_dead_receiver_missed_before_a_kill_is_delivered_after_the_restart() {
 fn checking_a_configuration_touches_no_alert_state() {
     let (scene, _) = scene("http://127.0.0.1:9/alerts");
     let state = scene.path("state");
-    let check = |command: &[&str]| {
-        let out = crate::util::aegis()
-            .args(command)
-            .arg(scene.path("config.yaml"))
-            .envs(SECRETS)
-            .output()
-            .expect("aegis runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let check = |command: &[&str]| aegis_succeeds(command, &scene.path("config.yaml"), &SECRETS);
     for command in [&["validate"][..], &["config", "expand"][..]] {
         check(command);
         assert!(!state.exists(), "{command:?} made {}", state.display());

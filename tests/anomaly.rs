@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::http_service::Target;
 use crate::prometheus::{metrics_address, promtool_finds_nothing_to_say, scrape_until, value};
-use crate::util::{PATIENCE, Scene, events, http_within};
+use crate::util::{PATIENCE, Scene, events, http_within, time_of};
 
 /// 2026-11-01T00:00:00Z: the replayed day.
 const DAY: u64 = 1_793_491_200;
@@ -257,10 +257,6 @@ impl Drop for Traffic {
             let _ = thread.join();
         }
     }
-}
-
-fn time_of(event: &Value, key: &str) -> SystemTime {
-    humantime::parse_rfc3339_weak(event[key].as_str().expect("a time")).expect("RFC 3339")
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::prometheus::{scrape_until, value};
-use crate::util::{Running, Scene, aegis, events, free_port};
+use crate::util::{Running, Scene, aegis, aegis_succeeds, events, free_port, process_ended};
 
 #[test]
 fn the_demo_shows_an_anomaly_alerts_firing_and_resolving_and_a_restart_within_a_minute() {
@@ -55,16 +55,7 @@ fn the_demo_shows_an_anomaly_alerts_firing_and_resolving_and_a_restart_within_a_
         .and_then(|e| e["pid"].as_u64())
         .expect("the shop's pid");
     assert!(demo.terminate().success());
-    assert!(
-        !std::path::Path::new(&format!("/proc/{shop}")).exists() || {
-            let stat = std::fs::read_to_string(format!("/proc/{shop}/stat")).unwrap_or_default();
-            stat.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        }
-    );
+    assert!(process_ended(shop), "the shop {shop} still runs");
     // Its logs and alert state are in its folder.
     for file in ["aegis.yaml", "app.log", "access.log", "state/alerts.json"] {
         assert!(dir.join(file).exists(), "{file}");
@@ -82,32 +73,10 @@ fn the_demo_configuration_validates_and_expands_to_the_same_pipeline() {
     let config = scene.path("demo.yaml");
     std::fs::write(&config, &printed.stdout).unwrap();
     let validate = |file: &std::path::Path| {
-        let out = aegis()
-            .arg("validate")
-            .arg(file)
-            .output()
-            .expect("aegis runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let said = String::from_utf8(aegis_succeeds(&["validate"], file, &[])).unwrap();
         said.split_once(": valid").expect("valid").1.to_owned()
     };
-    let expand = |file: &std::path::Path| {
-        let out = aegis()
-            .args(["config", "expand"])
-            .arg(file)
-            .output()
-            .expect("aegis runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let expand = |file: &std::path::Path| aegis_succeeds(&["config", "expand"], file, &[]);
     let counts = validate(&config);
     assert!(
         counts.contains("(7 sources, 4 stages, 2 sinks)"),

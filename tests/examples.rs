@@ -1,7 +1,7 @@
 //! Every shipped example must load: the files in `config/` and `pipelines/` are
 //! validated and expanded, so that none of them can rot.
 
-use crate::util::{Scene, aegis_on, repo};
+use crate::util::{Scene, aegis_on, aegis_succeeds, repo};
 
 fn example_files() -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -115,12 +115,5 @@ fn the_readme_example_configuration_validates() {
     let end = start + block[start..].find("```").expect("the block's end");
     let scene = Scene::new();
     let file = scene.config(&block[start..end]);
-    let validated = crate::util::aegis()
-        .arg("validate")
-        .arg(&file)
-        .env("OPS_TOKEN", "token")
-        .output()
-        .expect("aegis runs");
-    let stderr = String::from_utf8_lossy(&validated.stderr);
-    assert!(validated.status.success(), "{stderr}");
+    aegis_succeeds(&["validate"], &file, &[("OPS_TOKEN", "token")]);
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::servers::{Blackhole, ClosedPort, GrpcServer, HttpServer, TcpServer};
-use crate::util::{PATIENCE, Scene, aegis};
+use crate::util::{PATIENCE, Scene, aegis, until_ended};
 
 /// Where Debian's monitoring-plugins put the Nagios plugins.
 const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins";
@@ -533,29 +533,10 @@ fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
     // Nor for the script's child, which sleeps for minutes.
     assert!(elapsed < PATIENCE, "the run took {elapsed:?}");
     let recorded = std::fs::read_to_string(&pids).expect("the script recorded its pids");
-    for pid in recorded.split_whitespace() {
-        assert!(
-            gone(pid),
-            "process {pid} of the hung script is still running"
-        );
-    }
-}
-
-/// Whether process `pid` has ended: no longer there, or a zombie waiting for its
-/// parent. Polled with a deadline, since the kernel reaps on its own time.
-fn gone(pid: &str) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| stat.rsplit(')').next().map(|rest| rest.trim().to_owned()));
-        match state {
-            None => return true,
-            Some(rest) if rest.starts_with('Z') => return true,
-            Some(_) if Instant::now() > deadline => return false,
-            Some(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    let pids: Vec<u64> = (recorded.split_whitespace())
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect();
+    until_ended(&pids, "after the hung script's timeout");
 }
 
 #[test]

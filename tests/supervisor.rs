@@ -7,45 +7,15 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use crate::prometheus::{metrics_address, scrape_until, value};
-use crate::util::{PATIENCE, Running, Scene, events, example, free_port, http};
+use crate::util::{
+    PATIENCE, Running, Scene, events, example, free_port, http, process_ended, time_of, until_ended,
+};
 
 /// The lifecycle events printed so far whose change is `change`.
 fn changes<'a>(aegis: &'a Running, change: &'a str) -> Vec<Value> {
     events(&aegis.out, "lifecycle")
         .filter(|event| event["change"] == change)
         .collect()
-}
-
-fn time_of(event: &Value) -> SystemTime {
-    humantime::parse_rfc3339(event["time"].as_str().expect("a time")).expect("RFC 3339")
-}
-
-/// Whether the process `pid` is gone: no such process, or a zombie that only waits
-/// for its new parent to reap it.
-fn gone(pid: u64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // The state follows the command's closing parenthesis.
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-    }
-}
-
-/// Waits until every one of `pids` is gone, or fails after [`PATIENCE`].
-fn until_gone(pids: &[u64], after: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    while !pids.iter().all(|pid| gone(*pid)) {
-        let left: Vec<_> = pids.iter().filter(|pid| !gone(**pid)).collect();
-        assert!(
-            Instant::now() < deadline,
-            "{after}, these processes are still running: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -82,8 +52,8 @@ prometheus:
     for (n, expected) in [0.3, 0.6, 1.2].into_iter().enumerate() {
         assert_eq!(restarting[n]["after_seconds"], expected);
         assert_eq!(restarting[n]["reason"], "exited");
-        let waited = time_of(&started[n + 1])
-            .duration_since(time_of(&exited[n]))
+        let waited = time_of(&started[n + 1], "time")
+            .duration_since(time_of(&exited[n], "time"))
             .expect("a start after the exit")
             .as_secs_f64();
         assert!(
@@ -105,7 +75,7 @@ prometheus:
     );
     // No fifth start, however long one waits for it: the next would have come 2.4 s
     // after the last exit; a scrape later than that still counts four.
-    let last_exit_at = time_of(exited.last().unwrap());
+    let last_exit_at = time_of(exited.last().unwrap(), "time");
     while SystemTime::now() < last_exit_at + Duration::from_millis(3000) {
         scrape_until(&metrics, "a scrape", |_| true);
         std::thread::sleep(Duration::from_millis(100));
@@ -177,7 +147,7 @@ services:
     // A new process, healthy again (its health knob starts healthy).
     let second = changes(&aegis, "started")[1]["pid"].as_u64().unwrap();
     assert_ne!(first, second);
-    assert!(gone(first));
+    assert!(process_ended(first));
     let ups_before = events(&aegis.out, "probe_result")
         .filter(|e| e["outcome"] == "up")
         .count();
@@ -189,7 +159,7 @@ services:
     });
     aegis.terminate();
     assert_eq!(changes(&aegis, "restarting").len(), 1);
-    until_gone(&[second], "after SIGTERM");
+    until_ended(&[second], "after SIGTERM");
 }
 
 /// A service that starts a child of its own in its group, writes the child's pid to
@@ -219,7 +189,7 @@ fn family_pids(scene: &Scene, aegis: &mut Running) -> Vec<u64> {
         assert!(Instant::now() < deadline, "no child.pid");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(!gone(leader) && !gone(child));
+    assert!(!process_ended(leader) && !process_ended(child));
     vec![leader, child]
 }
 
@@ -232,7 +202,10 @@ fn sigterm_stops_aegis_and_every_process_of_a_supervised_service() {
     let status = aegis.terminate();
     assert!(status.success(), "{status:?}");
     // Aegis has exited: what it supervised is gone already, not on its way out.
-    assert!(pids.iter().all(|pid| gone(*pid)), "left running: {pids:?}");
+    assert!(
+        pids.iter().all(|pid| process_ended(*pid)),
+        "left running: {pids:?}"
+    );
     let exited = changes(&aegis, "exited");
     assert_eq!(exited.len(), 1);
     assert_eq!(exited[0]["exit"], "signal 15");
@@ -249,5 +222,5 @@ fn sigkill_of_aegis_leaves_no_supervised_process_behind() {
     // The kernel kills the service itself (its parent-death signal); the child it
     // started is not Aegis's to guarantee (docs/supervisor.md), so only the service's
     // own process is asserted.
-    until_gone(&pids[..1], "after SIGKILL of Aegis");
+    until_ended(&pids[..1], "after SIGKILL of Aegis");
 }

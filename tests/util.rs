@@ -25,6 +25,50 @@ pub fn aegis_on(args: &[&str], file: &Path) -> std::process::Output {
     aegis().args(args).arg(file).output().expect("aegis runs")
 }
 
+/// Runs `aegis ARGS… FILE` with the environment variables `env`, fails the test unless
+/// it succeeds, and returns its standard output.
+pub fn aegis_succeeds(args: &[&str], file: &Path, env: &[(&str, &str)]) -> Vec<u8> {
+    let out = (aegis().args(args).arg(file).envs(env.iter().copied()))
+        .output()
+        .expect("aegis runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "aegis {args:?} {}: {stderr}",
+        file.display()
+    );
+    out.stdout
+}
+
+/// The time `event` (a line of JSON the console printed) has under `key`.
+pub fn time_of(event: &serde_json::Value, key: &str) -> std::time::SystemTime {
+    humantime::parse_rfc3339_weak(event[key].as_str().expect("a time")).expect("RFC 3339")
+}
+
+/// Whether the process `pid` has ended: no such process, or a zombie that only waits
+/// for its parent to reap it.
+pub fn process_ended(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => (stat.rsplit(')').next().unwrap_or("").trim_start()).starts_with('Z'),
+    }
+}
+
+/// Waits until every one of `pids` has ended (the kernel reaps on its own time), or
+/// fails after [`PATIENCE`], saying `after` what.
+pub fn until_ended(pids: &[u64], after: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !pids.iter().all(|pid| process_ended(*pid)) {
+        let left: Vec<_> = pids.iter().filter(|pid| !process_ended(**pid)).collect();
+        assert!(
+            Instant::now() < deadline,
+            "{after}, these processes are still running: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The binary of example `name`, built by `cargo test` with the other examples; built
 /// here when only this test binary was (`cargo test --test integration`).
 pub fn example(name: &str) -> PathBuf {

@@ -63,8 +63,7 @@ impl NodeStats {
 /// The counts of every node of the running pipeline, and of its reloads.
 pub struct PipelineStats {
     pub nodes: Vec<Arc<NodeStats>>,
-    /// Reloads that replaced the pipeline, and reloads refused (a bad file).
-    pub reloads: Arc<[AtomicU64; 2]>,
+    pub reloads: Arc<Reloads>,
     /// The services its sources watch or run, sorted: a service a reload removed is
     /// not among them, and its series go.
     pub services: Arc<[String]>,
@@ -73,9 +72,21 @@ pub struct PipelineStats {
 impl PipelineStats {
     /// Reloads by result: `("success", n)`, `("failure", n)`.
     pub fn reloads(&self) -> [(&'static str, u64); 2] {
-        let count = |n: usize| self.reloads[n].load(Ordering::Relaxed);
-        [("success", count(0)), ("failure", count(1))]
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            ("success", count(&self.reloads.replaced)),
+            ("failure", count(&self.reloads.refused)),
+        ]
     }
+}
+
+/// The reloads of a pipeline's configuration.
+#[derive(Default)]
+pub struct Reloads {
+    /// Reloads that replaced the pipeline.
+    pub replaced: AtomicU64,
+    /// Reloads refused (a file with errors): nothing changed.
+    pub refused: AtomicU64,
 }
 
 /// The counts of one pipeline, from when it starts to run: handed to the components

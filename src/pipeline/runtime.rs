@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph::{Component, Graph, Node};
 use crate::base::component::{Batch, CHANNEL_CAPACITY, Input, NodeError, Output, Stage, Wiring};
-use crate::base::stats::{NodeStats, PipelineStats, StatsHandle};
+use crate::base::stats::{NodeStats, PipelineStats, Reloads, StatsHandle};
 
 /// A node that stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ struct Pipeline {
     nodes: Vec<Live>,
     tasks: JoinSet<Result<(), NodeFailed>>,
     stats: StatsHandle,
-    reloads: Arc<[AtomicU64; 2]>,
+    reloads: Arc<Reloads>,
     /// The services of the running graph.
     services: Arc<[String]>,
     shutdown: CancellationToken,
@@ -276,11 +276,11 @@ impl Pipeline {
                     let (_, reloader) = reloading.as_mut().expect("a request came");
                     match reloader.reload() {
                         Some(graph) => {
-                            self.reloads[0].fetch_add(1, Ordering::Relaxed);
+                            self.reloads.replaced.fetch_add(1, Ordering::Relaxed);
                             self.replace(graph);
                         }
                         None => {
-                            self.reloads[1].fetch_add(1, Ordering::Relaxed);
+                            self.reloads.refused.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
