@@ -45,6 +45,14 @@ pub trait Stage: Send {
     /// a burst of a thousand alerts is one snapshot, not a thousand).
     fn on_batch_end(&mut self, _now: SystemTime) {}
 
+    /// What the runtime waits for before it sends on what the stage emitted; `None`
+    /// for a stage whose output may leave at once. The alert stage returns the save
+    /// of its state: a receiver told of an alert that the state file does not know
+    /// yet would be told it again after a `SIGKILL` and a restart.
+    fn before_sending(&self) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+
     /// Called every [`Stage::tick_interval`], for work driven by time alone.
     fn on_tick(&mut self, _now: SystemTime, _out: &mut Vec<Event>) {}
 

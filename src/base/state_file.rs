@@ -13,17 +13,22 @@
 //! a newer one replaced before they were written. State shared behind a lock can be
 //! offered without encoding it ([`StateWriter::offer_shared`]): the writer's thread
 //! encodes it when it gets to it, so a burst of changes costs one encoding, not one
-//! each.
+//! each. A component that must not act before its state is on disk (the alert stage:
+//! a receiver told of an alert the file does not know would be told again after a
+//! kill) waits for [`StateWriter::written`].
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use super::text::Escaped;
 
@@ -140,13 +145,24 @@ pub struct StateWriter {
 struct Slot {
     state: Mutex<SlotState>,
     changed: Condvar,
+    /// The newest generation the writer's thread is done with: written, or failed
+    /// and reported.
+    written: watch::Sender<u64>,
+    /// A disk too slow for [`WRITE_PATIENCE`] was said.
+    slow_said: AtomicBool,
 }
 
 #[derive(Default)]
 struct SlotState {
     snapshot: Option<Snapshot>,
+    /// Each offer's number, counted from 1; the snapshot in the slot is the newest.
+    offered: u64,
     closed: bool,
 }
+
+/// How long [`StateWriter::written`] waits for a disk that does not answer before it
+/// gives up: a hung `state_dir` must delay notifications, not stop them.
+const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A state to write: encoded, or to be encoded by the writer's thread.
 enum Snapshot {
@@ -179,7 +195,27 @@ impl StateWriter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         slot.snapshot = Some(snapshot);
+        slot.offered += 1;
         self.slot.changed.notify_one();
+    }
+
+    /// Resolves once every snapshot offered so far is written, or its write failed
+    /// (and was reported), or the disk has not answered for [`WRITE_PATIENCE`] (said
+    /// once a writer).
+    pub fn written(&self) -> BoxFuture<'static, ()> {
+        let offered = (self.slot.state.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .offered;
+        let mut written = self.slot.written.subscribe();
+        let slot = Arc::clone(&self.slot);
+        let path = self.file.path.clone();
+        Box::pin(async move {
+            let done = written.wait_for(|&generation| generation >= offered);
+            let slow = tokio::time::timeout(WRITE_PATIENCE, done).await.is_err();
+            if slow && !slot.slow_said.swap(true, Ordering::Relaxed) {
+                tracing::warn!(path = %Escaped(&path.to_string_lossy()), "Saving the state takes longer than {WRITE_PATIENCE:?}: Aegis goes on without waiting for the disk.");
+            }
+        })
     }
 
     pub fn file(&self) -> &StateFile {
@@ -209,7 +245,7 @@ fn write_loop(file: &StateFile, slot: &Slot) {
     // A failing disk is said once, and again once it works and fails anew.
     let mut failing = false;
     loop {
-        let (snapshot, closed) = {
+        let (snapshot, generation, closed) = {
             let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
             while state.snapshot.is_none() && !state.closed {
                 state = slot
@@ -217,7 +253,7 @@ fn write_loop(file: &StateFile, slot: &Slot) {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            (state.snapshot.take(), state.closed)
+            (state.snapshot.take(), state.offered, state.closed)
         };
         let bytes = match snapshot {
             Some(Snapshot::Encoded(bytes)) => Some(bytes),
@@ -240,6 +276,7 @@ fn write_loop(file: &StateFile, slot: &Slot) {
                 Err(_) => {}
             }
         }
+        slot.written.send_replace(generation);
         if closed {
             let state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
             if state.snapshot.is_none() {
@@ -283,6 +320,19 @@ mod tests {
         assert!(aside[0].starts_with("alerts.json.corrupt-"), "{aside:?}");
         file.save(&vec![7]).unwrap();
         assert_eq!(file.load::<Vec<u32>>(), Some(vec![7]));
+    }
+
+    #[tokio::test]
+    async fn written_resolves_once_what_was_offered_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = StateFile::new(dir.path(), "s.json").writer().unwrap();
+        // Nothing offered: nothing to wait for.
+        writer.written().await;
+        for n in 0..50u32 {
+            writer.offer(&n);
+            writer.written().await;
+            assert_eq!(writer.file().load::<u32>(), Some(n));
+        }
     }
 
     #[test]

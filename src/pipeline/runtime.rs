@@ -322,7 +322,8 @@ fn relay(downstream: Arc<Wiring>) -> mpsc::Sender<Batch> {
 }
 
 /// Drives a stage: each event of each batch with the time the batch arrived, ticks on
-/// the stage's interval, and what it emits sent on as one batch per input batch.
+/// the stage's interval, and what it emits sent on as one batch per input batch, once
+/// what the stage asks to wait for ([`Stage::before_sending`]) is done.
 async fn run_stage(
     mut stage: Box<dyn Stage>,
     mut input: Input,
@@ -346,6 +347,9 @@ async fn run_stage(
             }
             // Never ready for a stage without ticks.
             _ = next_tick(&mut ticks) => stage.on_tick(SystemTime::now(), &mut emitted),
+        }
+        if let (false, Some(saved)) = (emitted.is_empty(), stage.before_sending()) {
+            saved.await;
         }
         if output.send(std::mem::take(&mut emitted)).await.is_err() {
             break;
@@ -520,5 +524,52 @@ mod tests {
             most <= 3 * CHANNEL_CAPACITY,
             "the source got {most} events ahead"
         );
+    }
+
+    /// Passes events on once `open` is notified: as the alert stage holds its
+    /// notifications until its state is on disk.
+    struct Gated(Arc<tokio::sync::Notify>);
+
+    impl Stage for Gated {
+        fn on_event(&mut self, event: &Event, _: SystemTime, out: &mut Vec<Event>) {
+            out.push(event.clone());
+        }
+        fn before_sending(&self) -> Option<BoxFuture<'static, ()>> {
+            let open = Arc::clone(&self.0);
+            Some(Box::pin(async move { open.notified().await }))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_a_stage_emitted_waits_for_what_it_asks_to_wait_for() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(tokio::sync::Notify::new());
+        let sink = Collect {
+            seen: seen.clone(),
+            delay: Duration::ZERO,
+            lag: None,
+        };
+        let source = Counting(1, Arc::new(AtomicUsize::new(0)));
+        let graph = Graph {
+            nodes: vec![
+                node("source", vec![], Component::Source(Box::new(source))),
+                node(
+                    "stage",
+                    vec![0],
+                    Component::Stage(Box::new(Gated(open.clone()))),
+                ),
+                node("sink", vec![1], Component::Sink(Box::new(sink))),
+            ],
+            stats: StatsHandle::default(),
+            shared: Default::default(),
+            services: Arc::new([]),
+        };
+        let running = tokio::spawn(run(graph, CancellationToken::new()));
+        // Paused time runs on as soon as every task waits: an hour with nothing sent.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(seen.lock().unwrap().is_empty(), "sent before it was let go");
+        open.notify_one();
+        running.await.unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["0\n"]);
     }
 }

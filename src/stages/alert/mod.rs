@@ -11,8 +11,10 @@
 //!
 //! The rules ([`rules`]) come from the defaults (unless `default_rules: false`) and
 //! the configuration; one alert's life is [`state`], its annotations are
-//! [`template`]s. With `state_dir`, the alerts are saved in `alerts.json` on each
-//! change ([`store`]) and restored when the stage is built: the first tick then
+//! [`template`]s. With `state_dir`, the alerts are saved in `alerts.json` once a
+//! batch that changed them ([`store`]), and what the stage emits waits for that save
+//! (a notification sent before it, then a kill, would be sent again after the
+//! restart); they are restored when the stage is built: the first tick then
 //! restates each firing alert, and each resolved within the last 15 minutes
 //! (`Restated`), and they go on where they were.
 //!
@@ -52,6 +54,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
@@ -616,6 +619,11 @@ impl Stage for AlertStage {
 
     fn on_batch_end(&mut self, _now: SystemTime) {
         self.save();
+    }
+
+    /// What a receiver is told must already be in the state file: written ahead.
+    fn before_sending(&self) -> Option<BoxFuture<'static, ()>> {
+        self.writer.as_ref().map(StateWriter::written)
     }
 
     fn on_tick(&mut self, now: SystemTime, out: &mut Vec<Event>) {
