@@ -100,8 +100,15 @@ impl StateFile {
     }
 
     fn save_bytes(&self, bytes: &[u8]) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
+        self.replace(bytes)?;
+        self.sync_folder()
+    }
+
+    /// Writes `bytes` to a temporary file, syncs it and renames it over the file: from
+    /// then on a restart after a kill reads them. Only a power cut can still bring the
+    /// old file back, until [`StateFile::sync_folder`].
+    fn replace(&self, bytes: &[u8]) -> io::Result<()> {
+        fs::create_dir_all(self.folder())?;
         let mut temporary = self.path.clone().into_os_string();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
@@ -109,9 +116,17 @@ impl StateFile {
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&temporary, &self.path)?;
-        // The rename is durable only once the folder's entry is.
-        File::open(dir)?.sync_all()
+        fs::rename(&temporary, &self.path)
+    }
+
+    /// Makes the last rename survive a power cut: it is durable once the folder's
+    /// entry is.
+    fn sync_folder(&self) -> io::Result<()> {
+        File::open(self.folder())?.sync_all()
+    }
+
+    fn folder(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// A writer on a thread of its own, for a component that must not wait for the
@@ -145,8 +160,8 @@ pub struct StateWriter {
 struct Slot {
     state: Mutex<SlotState>,
     changed: Condvar,
-    /// The newest generation the writer's thread is done with: written, or failed
-    /// and reported.
+    /// The newest generation the writer's thread is done with: in place (a kill
+    /// would not lose it), or failed and reported.
     written: watch::Sender<u64>,
     /// A disk too slow for [`WRITE_PATIENCE`] was said.
     slow_said: AtomicBool,
@@ -199,9 +214,10 @@ impl StateWriter {
         self.slot.changed.notify_one();
     }
 
-    /// Resolves once every snapshot offered so far is written, or its write failed
-    /// (and was reported), or the disk has not answered for [`WRITE_PATIENCE`] (said
-    /// once a writer).
+    /// Resolves once every snapshot offered so far is in place, so that a kill would
+    /// not lose it (written, synced and renamed; the folder's sync, for a power cut,
+    /// may still be under way), or its write failed (and was reported), or the disk
+    /// has not answered for [`WRITE_PATIENCE`] (said once a writer).
     pub fn written(&self) -> BoxFuture<'static, ()> {
         let offered = (self.slot.state.lock())
             .unwrap_or_else(PoisonError::into_inner)
@@ -267,7 +283,11 @@ fn write_loop(file: &StateFile, slot: &Slot) {
             None => None,
         };
         if let Some(bytes) = bytes {
-            match file.save_bytes(&bytes) {
+            let replaced = file.replace(&bytes);
+            // A kill from now on finds this state: what waits for it may go on. The
+            // folder's sync, which only a power cut needs, takes as long again.
+            slot.written.send_replace(generation);
+            match replaced.and_then(|()| file.sync_folder()) {
                 Ok(()) => failing = false,
                 Err(err) if !failing => {
                     failing = true;
@@ -275,8 +295,9 @@ fn write_loop(file: &StateFile, slot: &Slot) {
                 }
                 Err(_) => {}
             }
+        } else {
+            slot.written.send_replace(generation);
         }
-        slot.written.send_replace(generation);
         if closed {
             let state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
             if state.snapshot.is_none() {

@@ -321,9 +321,10 @@ fn relay(downstream: Arc<Wiring>) -> mpsc::Sender<Batch> {
     sender
 }
 
-/// Drives a stage: each event of each batch with the time the batch arrived, ticks on
-/// the stage's interval, and what it emits sent on as one batch per input batch, once
-/// what the stage asks to wait for ([`Stage::before_sending`]) is done.
+/// Drives a stage: each event of each batch with the time the batch was taken, ticks
+/// on the stage's interval, and what it emits sent on as one batch per batch taken
+/// (with those that queued behind it), once what the stage asks to wait for
+/// ([`Stage::before_sending`]) is done.
 async fn run_stage(
     mut stage: Box<dyn Stage>,
     mut input: Input,
@@ -340,8 +341,14 @@ async fn run_stage(
             batch = input.recv() => {
                 let Some(batch) = batch else { break };
                 let now = SystemTime::now();
-                for event in batch.iter() {
-                    stage.on_event(event, now, &mut emitted);
+                // Batches that queued meanwhile (behind a slow downstream, or a save the
+                // stage waited for) are handled with this one and sent on together: one
+                // end of batch (one save), one wait, one wake-up downstream.
+                let queued = std::iter::from_fn(|| input.try_recv()).take(CHANNEL_CAPACITY);
+                for batch in std::iter::once(batch).chain(queued) {
+                    for event in batch.iter() {
+                        stage.on_event(event, now, &mut emitted);
+                    }
                 }
                 stage.on_batch_end(now);
             }
