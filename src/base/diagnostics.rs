@@ -270,6 +270,47 @@ pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) ->
         .map(|(_, candidate)| candidate)
 }
 
+/// For components' tests: decoding a piece of configuration as a file is decoded.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// What `decode` made of `text` (parsed as YAML, with `text`'s own positions), and
+    /// the errors it reported.
+    pub fn decoded<T>(
+        text: &str,
+        decode: impl FnOnce(&Value, &mut Diagnostics) -> Option<T>,
+    ) -> (Option<T>, Vec<Diagnostic>) {
+        let spans = SpanIndex::build(text);
+        let mut diag = Diagnostics::new(&spans);
+        let value: Value = serde_norway::from_str(text).expect("YAML");
+        let decoded = decode(&value, &mut diag);
+        (decoded, diag.finish().0)
+    }
+
+    /// What `decode` made of `text` if it reported no error; else the errors as users
+    /// see them, in a file called `c.yaml`.
+    pub fn decoded_or_shown<T>(
+        text: &str,
+        decode: impl FnOnce(&Value, &mut Diagnostics) -> Option<T>,
+    ) -> Result<T, Vec<String>> {
+        match decoded(text, decode) {
+            (Some(decoded), errors) if errors.is_empty() => Ok(decoded),
+            (_, errors) => Err(errors
+                .iter()
+                .map(|error| error.display(Path::new("c.yaml")).to_string())
+                .collect()),
+        }
+    }
+
+    /// Each error as `line:key.path message`, short enough to list in an assertion.
+    pub fn located(errors: &[Diagnostic]) -> Vec<String> {
+        (errors.iter())
+            .map(|error| format!("{}:{} {}", error.mark.line, error.path, error.message))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

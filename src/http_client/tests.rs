@@ -8,12 +8,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_norway::Value;
 
 use super::*;
-use crate::base::diagnostics::Diagnostics;
+use crate::base::diagnostics::testing::decoded_or_shown;
 use crate::base::key_path::KeyPath;
-use crate::base::spans::SpanIndex;
 
 /// An HTTP/1.1 server on an ephemeral port of 127.0.0.1, on the test's runtime:
 ///
@@ -84,18 +82,9 @@ async fn answer(
 
 /// Decodes a target from YAML as a configuration is; the errors as they are shown.
 fn decode(yaml: &str) -> Result<HttpTarget, Vec<String>> {
-    let spans = SpanIndex::build(yaml);
-    let mut diag = Diagnostics::new(&spans);
-    let value: Value = serde_norway::from_str(yaml).unwrap();
-    let target = diag.decode::<HttpTarget>(&value, &KeyPath::root());
-    let (errors, _) = diag.finish();
-    let shown = |e: &crate::base::diagnostics::Diagnostic| {
-        e.display(std::path::Path::new("c.yaml")).to_string()
-    };
-    match target {
-        Some(target) if errors.is_empty() => Ok(target),
-        _ => Err(errors.iter().map(shown).collect()),
-    }
+    decoded_or_shown(yaml, |value, diag| {
+        diag.decode::<HttpTarget>(value, &KeyPath::root())
+    })
 }
 
 fn sender(yaml: &str) -> HttpSender {

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::outbox::PostableAlert;
 use super::*;
 use crate::base::component::{Batch, CHANNEL_CAPACITY};
+use crate::base::diagnostics::testing::decoded_or_shown;
 use crate::base::event::{Alert, AlertState, Fingerprint, Notify, Severity};
 use crate::base::registry::Shared;
 use crate::base::spans::SpanIndex;
@@ -32,17 +33,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Decodes a sink's options from YAML as a configuration file gives them; the errors
 /// as they are shown.
 fn decode(yaml: &str) -> Result<AlertmanagerConfig, Vec<String>> {
-    let spans = SpanIndex::build(yaml);
-    let mut diag = Diagnostics::new(&spans);
-    let value: Value = serde_norway::from_str(yaml).unwrap();
-    let config = AlertmanagerConfig::decode(&value, &KeyPath::root(), &mut diag);
-    let (errors, _) = diag.finish();
-    let shown =
-        |e: &crate::base::diagnostics::Diagnostic| e.display(Path::new("c.yaml")).to_string();
-    match config {
-        Some(config) if errors.is_empty() => Ok(config),
-        _ => Err(errors.iter().map(shown).collect()),
-    }
+    decoded_or_shown(yaml, |value, diag| {
+        AlertmanagerConfig::decode(value, &KeyPath::root(), diag)
+    })
 }
 
 #[test]

@@ -76,30 +76,23 @@ pub fn from_millis(ms: u64) -> SystemTime {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::base::event::{Notify, Severity};
 
     #[test]
     fn firing_alerts_end_at_the_zero_time_and_resolved_ones_when_they_ended() {
         let started = UNIX_EPOCH + Duration::from_millis(1_795_888_995_935);
-        let labels: LabelSet = [("alertname", "Down"), ("service", "shop")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .into();
         let mut alert = Alert {
-            service: "shop".into(),
             at: started,
-            rule: "Down".into(),
-            fingerprint: Fingerprint::of(&labels),
-            labels: Arc::new(labels),
-            annotations: Arc::default(),
-            severity: Severity::Critical,
-            state: AlertState::Firing,
             started,
-            ended: None,
-            notify: Notify::Transition,
-            flapping: false,
+            ..crate::sinks::testing::alert(
+                "shop",
+                "Down",
+                Severity::Critical,
+                AlertState::Firing,
+                Notify::Transition,
+                0,
+            )
         };
         let firing = AlertJson::of(&alert, "http://aegis/".into());
         assert_eq!(firing.status, Status::Firing);

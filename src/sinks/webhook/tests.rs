@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::base::component::{Batch, CHANNEL_CAPACITY, Input, NodeError};
+use crate::base::diagnostics::testing::decoded_or_shown;
 use crate::base::event::{Alert, AlertState, Event, Fingerprint, LabelSet, Notify};
 use crate::base::registry::Shared;
 use crate::base::spans::SpanIndex;
@@ -182,22 +183,14 @@ async fn answer(
 /// Decodes the options of sink `id` from a pipeline's YAML, as a configuration is;
 /// the errors as users see them.
 fn decode(yaml: &str, id: &str) -> Result<WebhookConfig, Vec<String>> {
-    let spans = SpanIndex::build(yaml);
-    let mut diag = Diagnostics::new(&spans);
-    let value: Value = serde_norway::from_str(yaml).unwrap();
-    let mut options = value["sinks"][id].clone();
-    let mapping = options.as_mapping_mut().unwrap();
-    mapping.remove("type");
-    mapping.remove("inputs");
-    let path = KeyPath::root().key("sinks").key(id);
-    let config = WebhookConfig::decode(&options, &path, &mut diag);
-    let (errors, _) = diag.finish();
-    let shown =
-        |e: &crate::base::diagnostics::Diagnostic| e.display(Path::new("c.yaml")).to_string();
-    match config {
-        Some(config) if errors.is_empty() => Ok(config),
-        _ => Err(errors.iter().map(shown).collect()),
-    }
+    decoded_or_shown(yaml, |value, diag| {
+        let mut options = value["sinks"][id].clone();
+        let mapping = options.as_mapping_mut().unwrap();
+        mapping.remove("type");
+        mapping.remove("inputs");
+        let path = KeyPath::root().key("sinks").key(id);
+        WebhookConfig::decode(&options, &path, diag)
+    })
 }
 
 /// Builds `config` in a pipeline whose shared state is `shared`.
@@ -259,28 +252,13 @@ impl Running {
     }
 }
 
-/// An alert of rule `name` on service `shop`, as the alert stage would emit it.
+/// An alert of rule `name` on service `shop`, as the alert stage would emit it now.
 fn alert(name: &str, state: AlertState, started: SystemTime, notify: Notify) -> Alert {
-    let labels: LabelSet = [
-        ("alertname", name),
-        ("service", "shop"),
-        ("severity", "critical"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .into();
     Alert {
-        service: "shop".into(),
         at: SystemTime::now(),
-        rule: name.into(),
-        fingerprint: Fingerprint::of(&labels),
-        labels: Arc::new(labels),
-        annotations: Arc::new([("summary".to_owned(), format!("{name} happened"))].into()),
-        severity: Severity::Critical,
-        state,
         started,
         ended: (state == AlertState::Resolved).then(SystemTime::now),
-        notify,
-        flapping: false,
+        ..crate::sinks::testing::alert("shop", name, Severity::Critical, state, notify, 0)
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
+use crate::base::diagnostics::testing::{decoded, located};
 use crate::base::event::{
     Alert, AlertState, FailureReason, Fingerprint, LabelSet, Notify, Outcome, ProbeKind,
     ProbeStatus, Reference, RestartReason, SignalSlice,
@@ -18,17 +19,11 @@ use crate::base::stats::StatsHandle;
 /// `line:key.path message`.
 fn decode(options: &str) -> (Option<AlertConfig>, Vec<String>) {
     let text = format!("stages:\n  alerts:\n{options}");
-    let spans = SpanIndex::build(&text);
-    let mut diag = Diagnostics::new(&spans);
-    let value: Value = serde_norway::from_str(&text).unwrap();
-    let path = KeyPath::root().key("stages").key("alerts");
-    let config = AlertConfig::decode(&value["stages"]["alerts"], &path, &mut diag);
-    let (errors, _) = diag.finish();
-    let shown = errors
-        .iter()
-        .map(|e| format!("{}:{} {}", e.mark.line, e.path, e.message))
-        .collect();
-    (config, shown)
+    let (config, errors) = decoded(&text, |value, diag| {
+        let path = KeyPath::root().key("stages").key("alerts");
+        AlertConfig::decode(&value["stages"]["alerts"], &path, diag)
+    });
+    (config, located(&errors))
 }
 
 fn config(options: &str) -> AlertConfig {

@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::base::spans::SpanIndex;
+use crate::base::diagnostics::testing::{decoded, located};
 
 /// The node's place in the test configurations.
 fn node() -> KeyPath {
@@ -15,16 +15,10 @@ fn node() -> KeyPath {
 /// `line:key.path message`.
 fn decode(options: &str) -> (Option<LogFieldsConfig>, Vec<String>) {
     let text = format!("stages:\n  shop:\n{options}");
-    let spans = SpanIndex::build(&text);
-    let mut diag = Diagnostics::new(&spans);
-    let value: Value = serde_norway::from_str(&text).unwrap();
-    let config = LogFieldsConfig::decode(&value["stages"]["shop"], &node(), &mut diag);
-    let (errors, _) = diag.finish();
-    let shown = errors
-        .iter()
-        .map(|e| format!("{}:{} {}", e.mark.line, e.path, e.message))
-        .collect();
-    (config, shown)
+    let (config, errors) = decoded(&text, |value, diag| {
+        LogFieldsConfig::decode(&value["stages"]["shop"], &node(), diag)
+    });
+    (config, located(&errors))
 }
 
 fn stage(options: &str) -> LogFields {
