@@ -98,15 +98,21 @@ pub enum OpenError {
 /// Opened without blocking (a path replaced by a FIFO since it was looked at must not
 /// hang the tail), then checked again through the open handle, which is what will be
 /// read: its type, its filesystem, and that an empty file is really empty.
+///
+/// Opened without access times where the kernel allows it (the file's owner, or
+/// `CAP_FOWNER`): under `relatime`, each read of a file written since it was last read
+/// updates its access time, a write of the inode (a journal transaction on ext4) for
+/// every read of a live log.
 pub fn open(path: &Path) -> Result<(File, Metadata), OpenError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|err| match err.raw_os_error() {
-            Some(libc::ELOOP) => OpenError::Unfollowable(Unfollowable::SymlinkLoop),
-            _ => OpenError::Io(err),
-        })?;
+    let open = |flags| OpenOptions::new().read(true).custom_flags(flags).open(path);
+    let file = match open(libc::O_NONBLOCK | libc::O_NOATIME) {
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) => open(libc::O_NONBLOCK),
+        opened => opened,
+    }
+    .map_err(|err| match err.raw_os_error() {
+        Some(libc::ELOOP) => OpenError::Unfollowable(Unfollowable::SymlinkLoop),
+        _ => OpenError::Io(err),
+    })?;
     let metadata = file.metadata().map_err(OpenError::Io)?;
     if let Some(why) = kind_of(&metadata).or_else(|| pseudo_filesystem(&file)) {
         return Err(OpenError::Unfollowable(why));
@@ -183,6 +189,28 @@ fn pseudo_filesystem(file: &File) -> Option<Unfollowable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_log_leaves_its_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "a line\n").unwrap();
+        // Accessed long before it was last written: under `relatime` (or
+        // `strictatime`) a plain read would now set its access time.
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let times = std::fs::FileTimes::new().set_accessed(long_ago);
+        File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_times(times))
+            .unwrap();
+        let Ok((file, _)) = open(&path) else {
+            panic!("not opened")
+        };
+        assert_eq!(file.read_at(&mut [0; 16], 0).unwrap(), 7);
+        let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
+        assert_eq!(accessed, long_ago);
+    }
 
     #[test]
     fn only_regular_files_with_honest_sizes_are_followed() {
