@@ -321,3 +321,37 @@ alerting:
         "{console:?}"
     );
 }
+
+/// A command whose program cannot be run as things stand (missing, not executable, on
+/// no folder of `PATH`) is warned about where it is written: the configuration is still
+/// valid, since the program may be installed after Aegis starts.
+#[test]
+fn a_program_that_cannot_be_run_is_warned_about() {
+    let scene = Scene::new();
+    let not_executable = scene.path("notes.txt");
+    std::fs::write(&not_executable, "not a program\n").unwrap();
+    let config = scene.config(&format!(
+        "\
+services:
+  - name: shop
+    command: [/nonexistent/aegis-test-shop, --port, '8080']
+    health_checks:
+      - {{name: queue, type: script, command: ['{}'], interval: 10s}}
+      - {{name: disk, type: script, command: [aegis-test-no-such-plugin], interval: 10s}}
+      - {{name: fine, type: script, command: [sh, -c, 'exit 0'], interval: 10s}}
+",
+        not_executable.display()
+    ));
+    let file = config.display();
+    let (_, warnings) = succeeds(&["validate"], &config);
+    let fails = "each attempt to run it fails until that changes";
+    assert_eq!(
+        warnings,
+        format!(
+            "warning: {file}:3:5: services[0].command: `/nonexistent/aegis-test-shop` does not exist: {fails}\n\
+             warning: {file}:5:37: services[0].health_checks[0].command: `{}` is not executable: {fails}\n\
+             warning: {file}:6:36: services[0].health_checks[1].command: `aegis-test-no-such-plugin` is in no folder of PATH: {fails}\n",
+            not_executable.display()
+        )
+    );
+}

@@ -4,6 +4,7 @@
 //! process group each runs in, which is signalled as a whole so that nothing a command
 //! starts in its group outlives it.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -65,6 +66,47 @@ pub fn check_shell(command: &CommandLine, shell: bool, path: &KeyPath, diag: &mu
         _ => return,
     };
     diag.error(&path.key("command"), problem);
+}
+
+/// Warns at `path` about a program that cannot be run as things stand: an absolute
+/// path that is missing, not a file or not executable, or a bare name that no folder
+/// of `PATH` holds. A warning, not an error: it may be installed after Aegis starts,
+/// and each attempt to run it says why it failed. (A relative path is looked at when
+/// it runs, from the configuration file's folder.)
+pub fn check_program(command: &CommandLine, path: &KeyPath, diag: &mut Diagnostics) {
+    let CommandLine::Argv(argv) = command else {
+        return;
+    };
+    let program = Path::new(&argv[0]);
+    let problem = if program.is_absolute() {
+        match std::fs::metadata(program) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                format!("`{}` does not exist", argv[0])
+            }
+            Err(err) => format!("`{}` cannot be looked at: {err}", argv[0]),
+            Ok(found) if !found.is_file() => format!("`{}` is not a file", argv[0]),
+            Ok(found) if found.permissions().mode() & 0o111 == 0 => {
+                format!("`{}` is not executable", argv[0])
+            }
+            Ok(_) => return,
+        }
+    } else if argv[0].contains('/') {
+        return;
+    } else {
+        let folders = std::env::var_os("PATH").unwrap_or_default();
+        let runnable = |file: PathBuf| {
+            std::fs::metadata(file)
+                .is_ok_and(|found| found.is_file() && found.permissions().mode() & 0o111 != 0)
+        };
+        if std::env::split_paths(&folders).any(|folder| runnable(folder.join(program))) {
+            return;
+        }
+        format!("`{}` is in no folder of PATH", argv[0])
+    };
+    diag.warn(
+        &path.key("command"),
+        format!("{problem}: each attempt to run it fails until that changes"),
+    );
 }
 
 /// The program and its arguments to run: a line goes to `sh -c`; a list's relative

@@ -92,6 +92,7 @@ impl ProbeOptions for ScriptProbeConfig {
     /// A command line needs a shell, and a shell needs a command line.
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
         command::check_shell(&self.command, self.shell, path, diag);
+        command::check_program(&self.command, path, diag);
     }
 }
 

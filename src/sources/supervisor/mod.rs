@@ -195,6 +195,7 @@ impl SupervisorConfig {
 
     fn check(&self, path: &KeyPath, diag: &mut Diagnostics) {
         command::check_shell(&self.command, self.shell, path, diag);
+        command::check_program(&self.command, path, diag);
         if self.backoff.max_attempts != 1 {
             diag.error(
                 &path.key("backoff").key("max_attempts"),
