@@ -85,6 +85,13 @@ impl Fingerprint {
         let recent_at = self.offset - self.recent.len() as u64;
         Ok(read_exactly_at(file, self.recent.len(), recent_at)? == self.recent)
     }
+
+    /// Whether a file `size` bytes long and beginning with `head` may be a copy of
+    /// this one still being written (a `copytruncate` caught mid-copy): it is not empty,
+    /// shorter than what was read, and begins as this one does, as far as both go.
+    pub fn may_be_growing_copy(&self, head: &[u8], size: u64) -> bool {
+        !head.is_empty() && size < self.offset && self.head.starts_with(head)
+    }
 }
 
 /// Complete lines read from a file, with the tail's invariants (see `LogLines`).

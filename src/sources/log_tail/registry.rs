@@ -15,7 +15,8 @@
 //!   truncation, and nothing twice;
 //! - a file that holds what was read so far of a file still being read is a copy made
 //!   before a truncation that has not come yet (or a backup): it waits, since its lines
-//!   are read from the original;
+//!   are read from the original; so does a shorter file that begins as that file does
+//!   (a copy caught while it is being written);
 //! - anything else is new.
 //!
 //! Memory is bounded: a record per open file, and a fixed number of closed files and of
@@ -139,7 +140,10 @@ impl FileRegistry {
         }
         if placed.is_none() {
             for open in files.open.values() {
-                if holds(&open.read)? {
+                // A copy caught while it is written is held back too: read as a new
+                // file, all it holds would be read twice. Once its original is
+                // truncated, it is looked at again, whole by then.
+                if holds(&open.read)? || open.read.may_be_growing_copy(&head, size) {
                     return Ok(Placement::CopyOfOpen {
                         name: Arc::clone(&open.name),
                     });
@@ -319,6 +323,46 @@ mod tests {
                 name: Some(name)
             },
             "the copy is read from where the original stopped"
+        );
+    }
+
+    /// A copy caught half written holds only part of what was read of its original:
+    /// read as a new file, all of it would be read twice. It waits, and is placed
+    /// once the truncation comes and it is whole.
+    #[test]
+    fn a_copy_caught_while_it_is_written_waits_and_a_new_file_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "2026 one\n2026 two\n2026 three\n").unwrap();
+        let registry = FileRegistry::default();
+        place(&registry, "tail", &log);
+        let original = reader_of(&log);
+        registry.update(original.identity(), original.fingerprint());
+        let name: Arc<str> = log.to_string_lossy().into();
+        let (copy, other) = (dir.path().join("app.log.1"), dir.path().join("app.log.2"));
+        std::fs::write(&copy, "2026 one\n2026 tw").unwrap();
+        std::fs::write(&other, "2027 new\n").unwrap();
+        assert_eq!(
+            place(&registry, "tail", &copy),
+            Placement::CopyOfOpen { name: name.clone() }
+        );
+        assert_eq!(
+            place(&registry, "tail", &other),
+            Placement::Read {
+                start: Start::Beginning,
+                name: None
+            },
+            "a short file that begins otherwise is new"
+        );
+        std::fs::copy(&log, &copy).unwrap();
+        registry.truncated(original.identity(), original.fingerprint().clone());
+        assert_eq!(
+            place(&registry, "tail", &copy),
+            Placement::Read {
+                start: Start::Offset(29),
+                name: Some(name)
+            },
+            "whole, the copy is read from where the original stopped"
         );
     }
 
