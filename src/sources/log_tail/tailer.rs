@@ -297,7 +297,7 @@ impl Tailer {
         if due.rescan || !self.started || std::mem::take(&mut self.rescan_next) {
             self.expand();
             self.reconcile();
-        } else if !self.held.is_empty() && self.registry.truncations() != self.truncations_seen {
+        } else if self.held_may_have_changed(due) {
             self.reconcile();
         }
         self.started = true;
@@ -308,6 +308,19 @@ impl Tailer {
             self.buffer = BytesMut::new();
         }
         progress
+    }
+
+    /// Whether a held copy is worth placing again: a truncation came (its original's,
+    /// maybe), or it was written to (a copy still being written, or a new file that
+    /// only began like a followed one and is now told apart).
+    fn held_may_have_changed(&self, due: &Due) -> bool {
+        !self.held.is_empty()
+            && (self.registry.truncations() != self.truncations_seen
+                || due.everything
+                || self
+                    .held
+                    .iter()
+                    .any(|(path, _)| due.modified.contains(path)))
     }
 
     fn read(

@@ -316,6 +316,36 @@ fn a_copy_of_a_file_still_being_written_is_held_back() {
     assert_eq!(scene.tailer.held_back()[0].0, scene.path("backup.log"));
 }
 
+/// A new file that begins as a followed one does (a header they share) may be a copy
+/// caught while it is written, and waits; written to again and now told apart, it is
+/// read at once, from its beginning, without waiting for a look at names.
+#[test]
+fn a_new_file_held_for_its_first_bytes_is_read_once_written_to_and_told_apart() {
+    let mut scene = Scene::new(&["*.log"], false);
+    let header = "#Software: shop 1.0\n";
+    fs::write(scene.path("a.log"), format!("{header}line 0\nline 1\n")).unwrap();
+    scene.poll(true);
+    fs::write(scene.path("b.log"), header).unwrap();
+    scene.poll(true);
+    assert_eq!(scene.tailer.held_back()[0].0, scene.path("b.log"));
+    scene.append("b.log", 2..3);
+    scene.poll_with(Due {
+        modified: HashSet::from([scene.path("b.log")]),
+        ..Due::default()
+    });
+    assert!(scene.tailer.held_back().is_empty());
+    assert_eq!(
+        scene.lines,
+        [
+            header.trim_end(),
+            "line 0",
+            "line 1",
+            header.trim_end(),
+            "line 2"
+        ]
+    );
+}
+
 #[test]
 fn one_file_by_two_paths_or_two_tails_is_read_once() {
     let dir = tempfile::tempdir().unwrap();
