@@ -278,21 +278,29 @@ mod tests {
             .unwrap()
     }
 
+    /// `path` placed for tail `tail` and read to its end, the registry told what was
+    /// read: a file being followed.
+    fn followed(registry: &FileRegistry, path: &Path) -> (Placement, FileReader) {
+        let placed = place(registry, "tail", path);
+        let reader = reader_of(path);
+        registry.update(reader.identity(), reader.fingerprint());
+        (placed, reader)
+    }
+
     #[test]
     fn a_copy_waits_while_its_original_is_read_and_resumes_after_the_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let (log, copy) = (dir.path().join("app.log"), dir.path().join("app.log.1"));
         std::fs::write(&log, "2026 one\n2026 two\n").unwrap();
         let registry = FileRegistry::default();
+        let (placed, original) = followed(&registry, &log);
         assert_eq!(
-            place(&registry, "tail", &log),
+            placed,
             Placement::Read {
                 start: Start::Beginning,
                 name: None
             }
         );
-        let original = reader_of(&log);
-        registry.update(original.identity(), original.fingerprint());
         // Written after the last read, then copied: the copy holds a line not read yet.
         std::fs::OpenOptions::new()
             .append(true)
@@ -335,9 +343,7 @@ mod tests {
         let log = dir.path().join("app.log");
         std::fs::write(&log, "2026 one\n2026 two\n2026 three\n").unwrap();
         let registry = FileRegistry::default();
-        place(&registry, "tail", &log);
-        let original = reader_of(&log);
-        registry.update(original.identity(), original.fingerprint());
+        let (_, original) = followed(&registry, &log);
         let name: Arc<str> = log.to_string_lossy().into();
         let (copy, other) = (dir.path().join("app.log.1"), dir.path().join("app.log.2"));
         std::fs::write(&copy, "2026 one\n2026 tw").unwrap();
