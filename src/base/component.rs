@@ -33,6 +33,12 @@ pub trait Source: Send {
         out: Output,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), NodeError>>;
+
+    /// Whether it runs on the pipeline's thread (rather than on a thread of its own):
+    /// then what it sends to several nodes wakes no other thread, and needs no relay.
+    fn on_pipeline_thread(&self) -> bool {
+        false
+    }
 }
 
 /// A transformation of events. Synchronous, and time is an argument.

@@ -182,10 +182,12 @@ impl Pipeline {
         let sent = Arc::clone(&live.stats.sent);
         let input = receiver.map(|receiver| Input::new(receiver, Arc::clone(&live.stats.received)));
         let wiring = Arc::clone(&live.wiring);
-        // Sources run on threads of their own: one that feeds several nodes sends
-        // through a relay on this thread (see `relay`), which rewiring then reaches.
+        // A source on a thread of its own that feeds several nodes sends through a
+        // relay on this thread (see `relay`), which rewiring then reaches.
         let own = match &node.component {
-            Component::Source(_) if wiring.current().len() > 1 => {
+            Component::Source(source)
+                if !source.on_pipeline_thread() && wiring.current().len() > 1 =>
+            {
                 Arc::new(Wiring::new(vec![relay(Arc::clone(&wiring))]))
             }
             _ => Arc::clone(&wiring),
@@ -389,6 +391,23 @@ mod tests {
     /// Emits `count` one-line blocks, then ends; counts what it sent in `sent`.
     struct Counting(u32, Arc<AtomicUsize>);
 
+    /// A `Counting` that says it runs on the pipeline's thread: it sends without a relay.
+    struct CountingHere(Counting);
+
+    impl Source for CountingHere {
+        fn run(
+            self: Box<Self>,
+            out: Output,
+            shutdown: CancellationToken,
+        ) -> BoxFuture<'static, Result<(), NodeError>> {
+            Box::new(self.0).run(out, shutdown)
+        }
+
+        fn on_pipeline_thread(&self) -> bool {
+            true
+        }
+    }
+
     impl Source for Counting {
         fn run(
             self: Box<Self>,
@@ -480,6 +499,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_sink_slows_the_source_and_loses_nothing_even_when_fanned_out() {
+        for relayed in [true, false] {
+            fan_out_to_a_slow_sink(relayed).await;
+        }
+    }
+
+    /// A source feeding a stage and a slow sink, sending through a relay or (a source
+    /// on the pipeline's thread) to both itself.
+    async fn fan_out_to_a_slow_sink(relayed: bool) {
         let (fast, slow) = (
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(Mutex::new(Vec::new())),
@@ -500,7 +527,10 @@ mod tests {
                 node(
                     "source",
                     vec![],
-                    Component::Source(Box::new(Counting(500, sent))),
+                    match relayed {
+                        true => Component::Source(Box::new(Counting(500, sent))),
+                        false => Component::Source(Box::new(CountingHere(Counting(500, sent)))),
+                    },
                 ),
                 node("stage", vec![0], Component::Stage(Box::new(Ticking))),
                 node("fast", vec![1], Component::Sink(Box::new(fast_sink))),
@@ -516,7 +546,10 @@ mod tests {
         let fast = fast.lock().unwrap().clone();
         assert_eq!(ticks(&fast), 1, "the first tick fires at once");
         let fast_lines: Vec<String> = fast.iter().filter(|t| *t != "tick\n").cloned().collect();
-        assert_eq!(fast_lines, expected, "in order, none lost");
+        assert_eq!(
+            fast_lines, expected,
+            "in order, none lost (relayed: {relayed})"
+        );
         let slow = slow.lock().unwrap();
         assert_eq!(
             slow.len(),
@@ -529,7 +562,7 @@ mod tests {
         let most = lag.load(Ordering::SeqCst);
         assert!(
             most <= 3 * CHANNEL_CAPACITY,
-            "the source got {most} events ahead"
+            "the source got {most} events ahead (relayed: {relayed})"
         );
     }
 

@@ -8,9 +8,11 @@
 //! the files they read (each file is read once, and a copy is not read again) and a
 //! [`watch`]er of their folders. This module wires them to the pipeline: it wakes on
 //! file-change notifications (coalesced, naming the files written to) and on a scan
-//! interval (for folders that send no notifications), reads on the tails' own thread,
-//! and sends blocks downstream. A full channel makes it wait: the file is the buffer,
-//! so a slow consumer delays lines but never loses one.
+//! interval (for folders that send no notifications), reads where it wakes (on the
+//! pipeline's thread, or on a thread of the tails' own for files on network
+//! filesystems, whose reads can hang), and sends blocks downstream. A full channel
+//! makes it wait: the file is the buffer, so a slow consumer delays lines but never
+//! loses one.
 //!
 //! Why not linemux: it has no byte offsets, replaces a rotated file's reader without
 //! draining it, and yields a half-written line as a line; see docs/architecture.md.
@@ -173,6 +175,7 @@ impl ComponentType for LogTailConfig {
         let shared = cx.shared.get::<TailShared>();
         let tailer = Tailer::new(cx.id.into(), Arc::clone(&shared.registry), targets, options);
         Some(Box::new(LogTail {
+            on_pipeline_thread: !cx.once && !tailer.may_block(),
             service: self.service.as_str().into(),
             tailer,
             watcher: Arc::clone(&shared.watcher),
@@ -193,16 +196,21 @@ pub struct LogTail {
     watcher: Arc<Watcher>,
     scan_interval: Duration,
     once: bool,
+    /// Follows on the pipeline's thread (see [`TAILS`]).
+    on_pipeline_thread: bool,
 }
 
-/// The thread every log tail runs on, reading its files itself (see [`Dedicated`]).
+/// The thread where log tails that may block run (see [`Dedicated`]): those with a
+/// file on a network filesystem, and every tail of `run --once`.
 ///
-/// A poll of a live log reads a few lines: on the shared runtime, handing each poll to
-/// the blocking pool and back cost more than the poll (three or four thread wake-ups
-/// for a few kilobytes). On a thread of their own, the tails read where they wake, and
-/// a burst of notifications is one wake-up of one thread. What it costs: a read that
-/// blocks (a hung network filesystem) holds up the other tails too, but never the
-/// stages, sinks or checks.
+/// A tail of local files runs on the pipeline's thread, where its blocks go: a live
+/// log's new lines are read from the page cache in microseconds, and a write then
+/// costs one thread wake-up, where a thread of the tails' own woke it and then woke
+/// the pipeline's (a quarter more CPU per write, more than `tail -F | grep`; see
+/// docs/benchmarks.md). A backlog is read at most [`READ_BUDGET`] per turn, between
+/// which the pipeline's other tasks run. A read on a network filesystem can hang for
+/// minutes: such a tail runs here, where it holds up only the other tails here. So
+/// does `--once`, which reads files whole while the pipeline's thread matches them.
 static TAILS: Dedicated = Dedicated::new("aegis-tails", false);
 
 impl Source for LogTail {
@@ -214,10 +222,16 @@ impl Source for LogTail {
         Box::pin(async move {
             if self.once {
                 TAILS.run(self.read_once(out, shutdown)).await?
+            } else if self.on_pipeline_thread {
+                self.follow(out, shutdown).await
             } else {
                 TAILS.run(self.follow(out, shutdown)).await?
             }
         })
+    }
+
+    fn on_pipeline_thread(&self) -> bool {
+        self.on_pipeline_thread
     }
 }
 
@@ -359,8 +373,7 @@ impl LogTail {
         let _ = self.send(out, chunks).await;
     }
 
-    /// One poll of the tailer, where the tail runs: reading files (and validating and
-    /// counting what was read) happens on the tails' own thread.
+    /// One poll of the tailer, where the tail runs (see [`TAILS`]).
     fn poll(&mut self, due: &Due) -> (Progress, Vec<Chunk>) {
         let mut chunks = Vec::new();
         let progress = self

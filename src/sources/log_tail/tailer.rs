@@ -26,10 +26,10 @@
 //! when to poll.
 
 use std::collections::{HashMap, HashSet};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use std::{fs, io};
 
 use bytes::BytesMut;
 
@@ -253,6 +253,29 @@ impl Tailer {
         folders.sort();
         folders.dedup();
         folders
+    }
+
+    /// Whether reading these targets' files may block for long: one of them is (or,
+    /// not there yet, would be below the nearest folder that is) on a network
+    /// filesystem, links followed.
+    pub fn may_block(&self) -> bool {
+        self.targets.iter().any(|target| {
+            let named = match target {
+                Target::Path(path) => path,
+                Target::Glob { folder, .. } => folder,
+            };
+            let real = named
+                .ancestors()
+                .find_map(|path| fs::canonicalize(path).ok());
+            real.is_some_and(|real| {
+                let folder = if real.is_dir() {
+                    &real
+                } else {
+                    real.parent().unwrap_or(&real)
+                };
+                files::on_network_filesystem(folder)
+            })
+        })
     }
 
     /// The configured targets that name nothing at all right now.

@@ -35,6 +35,10 @@ use super::files::on_network_filesystem;
 /// at a time at thousands of lines a second is read in blocks.
 pub const COALESCE: Duration = Duration::from_millis(40);
 
+/// The largest event inotify reports: its header, and a name of up to 255 bytes with
+/// its closing zero, padded to a multiple of the header's size.
+const LARGEST_EVENT: usize = 16 + 256;
+
 /// How many changed paths a tail is told about before it is told to look at all its
 /// files instead: a folder full of other busy files must not grow the list unbounded.
 const MAX_PATHS: usize = 4096;
@@ -201,11 +205,18 @@ async fn pump(mut notifications: AsyncFd<Inotify>, hub: Arc<Hub>) {
         loop {
             let read = guard.try_io(|inotify| {
                 let events = inotify.get_mut().read_events(&mut buffer)?;
-                hub.dispatch(events, &mut touched);
-                Ok(())
+                Ok(hub.dispatch(events, &mut touched))
             });
             match read {
-                Ok(Ok(())) => {}
+                // The kernel fills the buffer with as many events as fit: a read that
+                // left room for the largest took every event queued. New ones will
+                // make the descriptor ready again; reading on to be told it is empty
+                // would cost a system call on every wake-up.
+                Ok(Ok(count)) if (count + 1) * LARGEST_EVENT <= buffer.len() => {
+                    guard.clear_ready();
+                    break;
+                }
+                Ok(Ok(_)) => {}
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "Cannot read file-change notifications; checking files every scan interval instead.");
                     return;
@@ -223,14 +234,16 @@ async fn pump(mut notifications: AsyncFd<Inotify>, hub: Arc<Hub>) {
 
 impl Hub {
     /// Hands each event to the mailboxes of its folder; `touched` collects them, once
-    /// each.
+    /// each. Returns how many events there were.
     fn dispatch<'a>(
         &self,
         events: impl Iterator<Item = inotify::Event<&'a std::ffi::OsStr>>,
         touched: &mut Vec<Arc<Mailbox>>,
-    ) {
+    ) -> usize {
         let mut folders = lock(&self.folders);
+        let mut count = 0;
         for event in events {
+            count += 1;
             if event.mask.contains(EventMask::Q_OVERFLOW) {
                 // Events were lost: every tail reads everything and looks again.
                 for folder in folders.by_descriptor.values() {
@@ -280,6 +293,7 @@ impl Hub {
                 folders.by_path.remove(&path);
             }
         }
+        count
     }
 }
 

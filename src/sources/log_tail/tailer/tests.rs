@@ -443,3 +443,14 @@ fn unmatched_targets_are_reported() {
         [scene.dir.path().to_path_buf(), scene.path("none")]
     );
 }
+
+#[test]
+fn local_files_are_read_where_the_pipeline_runs() {
+    let mut scene = Scene::new(&["app.log", "*.log", "later/deeper/*.log"], false);
+    assert!(
+        !scene.tailer.may_block(),
+        "files here, a glob here, and a folder not made yet below this one are local"
+    );
+    scene.poll(false);
+    assert!(!scene.tailer.may_block());
+}
