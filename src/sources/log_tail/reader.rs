@@ -111,7 +111,8 @@ pub enum ReadOutcome {
     Lines { block: Option<Block>, at_end: bool },
     /// The file was truncated or rewritten in place (copytruncate): reading starts over
     /// at offset 0. `partial` is the line that was unfinished before, as a line, and
-    /// `read` what had been read of the old content, by which a copy of it is known.
+    /// `read` what had been read of the old content up to that line's start, by which a
+    /// copy of it is known.
     Restarted {
         partial: Option<Block>,
         read: Fingerprint,
@@ -271,9 +272,19 @@ impl FileReader {
         Ok(now[..read] != head[..])
     }
 
-    /// Starts over at offset 0, flushing the unfinished line.
+    /// Starts over at offset 0, flushing the unfinished line. What had been read is
+    /// handed over up to the start of that line: a copy made before the truncation
+    /// holds the whole line, and is read from there.
     fn restart(&mut self) -> ReadOutcome {
-        let read = self.read.clone();
+        let mut read = self.read.clone();
+        if self.skip == Skip::Nothing {
+            // The unfinished line is the last of the bytes read, so the last of those
+            // remembered.
+            let unfinished = self.partial.len();
+            read.offset -= unfinished as u64;
+            read.recent
+                .truncate(read.recent.len().saturating_sub(unfinished));
+        }
         let partial = self.flush_partial();
         self.read.offset = 0;
         self.skip = Skip::Nothing;
@@ -649,7 +660,11 @@ mod tests {
             "half\n",
             "the unfinished line read before is kept"
         );
-        assert_eq!(old, before, "what had been read is handed over");
+        assert_eq!(
+            (old.offset, &old.head),
+            (before.offset - 4, &before.head),
+            "what had been read is handed over, to the unfinished line's start"
+        );
         assert_eq!(
             text(read(&mut reader)),
             "another line, longer than the first one was\n"

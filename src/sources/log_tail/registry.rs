@@ -202,6 +202,12 @@ impl FileRegistry {
         self.truncations.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether the content of a file truncated after `read` still waits for its copy:
+    /// none has been found (and the record is not so old it was let go).
+    pub fn awaits_copy(&self, read: &Fingerprint) -> bool {
+        self.files().truncated.iter().any(|t| t.read == *read)
+    }
+
     /// Records that a file is no longer read, after `read`: it resumes there if it
     /// shows up again.
     pub fn close(&self, identity: Identity, read: &Fingerprint) {

@@ -34,7 +34,7 @@ use std::{fs, io};
 use bytes::BytesMut;
 
 use super::files::{self, Found, OpenError, Unfollowable};
-use super::reader::{Block, FileReader, Identity, ReadOutcome, Start};
+use super::reader::{Block, FileReader, Fingerprint, Identity, ReadOutcome, Start};
 use super::registry::{FileRegistry, Placement};
 use crate::base::paths::{normalize, resolve};
 use crate::base::text::Escaped;
@@ -202,6 +202,11 @@ pub struct Tailer {
     started: bool,
     /// A file was truncated: look for its copy before reading on.
     rescan_next: bool,
+    /// The unfinished last line of a file truncated in place, with what had been read
+    /// of it: passed on if no copy of the old content is found on the look that
+    /// follows, dropped if one is (the copy holds the whole line, and is read from its
+    /// start).
+    unfinished: Vec<(Fingerprint, Chunk)>,
     /// Where the next poll starts reading, so one busy file cannot starve the others.
     cursor: usize,
     /// The buffer files are read into; see [`FileReader::read_block`].
@@ -238,6 +243,7 @@ impl Tailer {
             reported_missing: HashSet::new(),
             started: false,
             rescan_next: false,
+            unfinished: Vec::new(),
             cursor: 0,
             buffer: BytesMut::new(),
         }
@@ -322,6 +328,11 @@ impl Tailer {
             self.reconcile();
         } else if self.held_may_have_changed(due) {
             self.reconcile();
+        }
+        for (read, chunk) in std::mem::take(&mut self.unfinished) {
+            if self.registry.awaits_copy(&read) {
+                out.push(chunk);
+            }
         }
         self.started = true;
         let mut spent = 0;
@@ -409,6 +420,7 @@ impl Tailer {
                 spent,
                 &mut self.buffer,
                 out,
+                &mut self.unfinished,
             );
             reading.behind = drained != Drained::End;
             match drained {
@@ -450,11 +462,13 @@ impl Tailer {
             spent,
             &mut self.buffer,
             out,
+            &mut self.unfinished,
         )
     }
 
     /// The unfinished last line of every file, as a line: nothing more will be read.
     pub fn finish(&mut self, out: &mut Vec<Chunk>) {
+        out.extend(self.unfinished.drain(..).map(|(_, chunk)| chunk));
         let readers = self.reading.iter_mut().map(|r| (&r.name, &mut r.reader));
         let retired = self.retired.iter_mut().map(|r| (&r.name, &mut r.reader));
         for (name, reader) in readers.chain(retired) {
@@ -697,7 +711,10 @@ enum Drained {
     Restarted,
 }
 
-/// Reads `reader` to its end, to a truncation, or until `spent` reaches `budget`.
+/// Reads `reader` to its end, to a truncation, or until `spent` reaches `budget`. A
+/// truncated file's unfinished line goes to `unfinished`, to wait for the look for a
+/// copy.
+#[allow(clippy::too_many_arguments)]
 fn drain(
     reader: &mut FileReader,
     name: &Arc<str>,
@@ -706,6 +723,7 @@ fn drain(
     spent: &mut usize,
     buffer: &mut BytesMut,
     out: &mut Vec<Chunk>,
+    unfinished: &mut Vec<(Fingerprint, Chunk)>,
 ) -> Drained {
     let mut drained = Drained::Budget;
     let start = reader.offset();
@@ -728,10 +746,10 @@ fn drain(
             }
             Ok(ReadOutcome::Restarted { partial, read }) => {
                 tracing::info!(path = %Escaped(name), "File was truncated; reading it again from the start.");
-                out.extend(partial.map(|block| Chunk {
-                    path: name.clone(),
-                    block,
-                }));
+                if let Some(block) = partial {
+                    let path = name.clone();
+                    unfinished.push((read.clone(), Chunk { path, block }));
+                }
                 registry.truncated(reader.identity(), read);
                 return Drained::Restarted;
             }

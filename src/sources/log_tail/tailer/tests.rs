@@ -304,6 +304,47 @@ fn a_copy_matched_by_the_glob_gives_exactly_the_lines_not_read_yet() {
     assert!(scene.tailer.held_back().is_empty());
 }
 
+/// Found under load by live_path's 200k lines/s copytruncate test: a read that ended
+/// inside a line (a write seen half done), then a copy and a truncation. The start of
+/// the line came out as a line at the truncation, and its end as another, read from
+/// the copy.
+#[test]
+fn a_line_unfinished_at_a_copytruncate_comes_whole_from_the_copy() {
+    let mut scene = Scene::new(&["app.log*"], false);
+    let mut file = scene.append("app.log", 0..20);
+    write!(file, "line 2").unwrap();
+    scene.poll(true);
+    scene.expect(20);
+    writeln!(file, "0").unwrap();
+    for n in 21..30 {
+        writeln!(file, "line {n}").unwrap();
+    }
+    fs::copy(scene.path("app.log"), scene.path("app.log.1")).unwrap();
+    file.set_len(0).unwrap();
+    for n in 30..40 {
+        writeln!(file, "line {n}").unwrap();
+    }
+    scene.poll(false);
+    scene.poll(false);
+    scene.expect(40);
+}
+
+/// Without a copy to read it from, the start of the line is all there is: passed on.
+#[test]
+fn a_line_unfinished_at_a_truncation_without_a_copy_is_passed_on() {
+    let mut scene = Scene::new(&["app.log"], false);
+    let mut file = scene.append("app.log", 0..20);
+    write!(file, "line 20").unwrap();
+    scene.poll(true);
+    file.set_len(0).unwrap();
+    for n in 21..40 {
+        writeln!(file, "line {n}").unwrap();
+    }
+    scene.poll(false);
+    scene.poll(false);
+    scene.expect(40);
+}
+
 #[test]
 fn a_copy_of_a_file_still_being_written_is_held_back() {
     let mut scene = Scene::new(&["*.log"], false);
