@@ -316,14 +316,10 @@ fn a_line_unfinished_at_a_copytruncate_comes_whole_from_the_copy() {
     scene.poll(true);
     scene.expect(20);
     writeln!(file, "0").unwrap();
-    for n in 21..30 {
-        writeln!(file, "line {n}").unwrap();
-    }
+    scene.append("app.log", 21..30);
     fs::copy(scene.path("app.log"), scene.path("app.log.1")).unwrap();
     file.set_len(0).unwrap();
-    for n in 30..40 {
-        writeln!(file, "line {n}").unwrap();
-    }
+    scene.append("app.log", 30..40);
     scene.poll(false);
     scene.poll(false);
     scene.expect(40);
@@ -337,9 +333,7 @@ fn a_line_unfinished_at_a_truncation_without_a_copy_is_passed_on() {
     write!(file, "line 20").unwrap();
     scene.poll(true);
     file.set_len(0).unwrap();
-    for n in 21..40 {
-        writeln!(file, "line {n}").unwrap();
-    }
+    scene.append("app.log", 21..40);
     scene.poll(false);
     scene.poll(false);
     scene.expect(40);
